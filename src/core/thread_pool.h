@@ -1,0 +1,45 @@
+// A fixed pool of worker threads running parallel_for over flat task indices. The calling thread
+// takes part, so a pool of N threads uses N-1 workers.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moe {
+
+class ThreadPool {
+public:
+    explicit ThreadPool(int n_threads);
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    int size() const { return n_threads_; }
+    // Runs fn(task) for task in [0, n_tasks), tasks handed out dynamically; returns when all ran.
+    void parallel_for(int64_t n_tasks, const std::function<void(int64_t task)>& fn);
+    // Splits [0, n) into contiguous chunks of at least `grain` items: fn(begin, end).
+    void parallel_range(int64_t n, int64_t grain,
+                        const std::function<void(int64_t begin, int64_t end)>& fn);
+
+private:
+    void worker_loop();
+    void run_tasks();
+
+    int n_threads_;
+    std::vector<std::thread> workers_;
+    std::mutex mu_;
+    std::condition_variable cv_start_, cv_done_;
+    uint64_t generation_ = 0;
+    int active_ = 0;
+    bool stop_ = false;
+    const std::function<void(int64_t)>* fn_ = nullptr;
+    int64_t n_tasks_ = 0;
+    std::atomic<int64_t> next_{0};
+};
+
+}  // namespace moe
