@@ -1,1 +1,19 @@
-int main() { return 0; }
+// moeinfer: the command-line entry point. Subcommands live in cmd_*.cpp.
+#include <cstdio>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"moeinfer: Mixture-of-Experts inference engine"};
+    app.require_subcommand(1);
+    int exit_code = 0;
+    moe::cli::register_logits_command(app, exit_code);
+    moe::cli::register_run_command(app, exit_code);
+    moe::cli::register_tokenize_command(app, exit_code);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    return exit_code;
+}
