@@ -1,4 +1,65 @@
+// `moeinfer logits -m MODEL --tokens 1,2,3 -o OUT.f32 [--router-out R.f32]`: evaluates the tokens
+// in one pass and writes float32 little-endian logits [n_tokens, n_vocab] (external checks rely on
+// this exact contract); router logits before top-k go to [n_moe_layers, n_tokens, n_expert].
+#include <cstdio>
+#include <memory>
+
 #include "cli/commands.h"
+#include "cli/common.h"
+#include "models/model.h"
+#include "runtime/session.h"
+
 namespace moe::cli {
-void register_logits_command(CLI::App& app, int& exit_code) { app.add_subcommand("logits", "todo"); }
+namespace {
+
+struct LogitsArgs {
+    std::string model, tokens, out, router_out;
+    int threads = 0;
+};
+
+Result<void> write_f32(const std::string& path, const std::vector<float>& v) {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
+    if (!f) return make_error("cannot write '{}'", path);
+    if (!v.empty() && std::fwrite(v.data(), sizeof(float), v.size(), f.get()) != v.size())
+        return make_error("short write to '{}'", path);
+    return {};
+}
+
+int run_logits(const LogitsArgs& a) {
+    auto toks = parse_token_list(a.tokens);
+    if (!toks) return report(toks.message());
+    auto model = load_model(a.model);
+    if (!model) return report(model.message());
+    const Model& m = **model;
+    SessionOptions so;
+    so.n_threads = a.threads;
+    so.n_ctx = std::max<int>(int(toks->size()), std::min(m.config.n_ctx_train, 4096));
+    so.n_batch = int(toks->size());
+    Session s(m, so);
+    RouterTrace trace;
+    const bool want_router = !a.router_out.empty();
+    auto logits = s.eval_tokens(*toks, /*all_logits=*/true, 0, want_router ? &trace : nullptr);
+    if (!logits) return report(logits.message());
+    if (auto r = write_f32(a.out, *logits); !r) return report(r.message());
+    if (want_router) {
+        if (m.config.n_moe_layers() == 0) return report("--router-out: the model has no MoE layers");
+        if (auto r = write_f32(a.router_out, trace.logits); !r) return report(r.message());
+    }
+    return 0;
+}
+
+}  // namespace
+
+void register_logits_command(CLI::App& app, int& exit_code) {
+    auto a = std::make_shared<LogitsArgs>();
+    auto* cmd = app.add_subcommand("logits", "evaluate token ids in one pass and write all logits");
+    cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
+    cmd->add_option("--tokens", a->tokens, "comma-separated token ids")->required();
+    cmd->add_option("-o,--output", a->out, "output file: float32 [n_tokens, n_vocab]")->required();
+    cmd->add_option("--router-out", a->router_out,
+                    "write router logits float32 [n_moe_layers, n_tokens, n_expert]");
+    cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
+    cmd->callback([a, &exit_code] { exit_code = run_logits(*a); });
+}
+
 }  // namespace moe::cli

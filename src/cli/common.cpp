@@ -1,0 +1,56 @@
+#include "cli/common.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+namespace moe::cli {
+
+int report(const std::string& msg) {
+    fmt::print(stderr, "error: {}\n", msg);
+    return 1;
+}
+
+std::string default_model_path(const char* file) {
+    namespace fs = std::filesystem;
+    if (const char* env = std::getenv("MOEINFER_MODELS")) return (fs::path(env) / file).string();
+    std::vector<fs::path> dirs = {fs::current_path() / "models"};
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        // build/moeinfer -> <repo>/models; also an installed bin/ -> share/moeinfer/models
+        dirs.push_back(exe.parent_path().parent_path() / "models");
+        dirs.push_back(exe.parent_path().parent_path() / "share" / "moeinfer" / "models");
+    }
+    for (const auto& d : dirs)
+        if (fs::exists(d / file, ec)) return (d / file).string();
+    return (dirs[0] / file).string();
+}
+
+Result<std::vector<int32_t>> parse_token_list(const std::string& s) {
+    std::vector<int32_t> out;
+    size_t i = 0;
+    while (i <= s.size()) {
+        const size_t j = s.find(',', i);
+        const std::string item = s.substr(i, j == std::string::npos ? std::string::npos : j - i);
+        if (item.empty()) return make_error("empty item in token list '{}'", s);
+        char* end = nullptr;
+        errno = 0;
+        const long long v = std::strtoll(item.c_str(), &end, 10);
+        if (*end != '\0' || errno != 0 || v < INT32_MIN || v > INT32_MAX)
+            return make_error("'{}' in the token list is not an integer token id", item);
+        out.push_back(int32_t(v));
+        if (j == std::string::npos) break;
+        i = j + 1;
+    }
+    return out;
+}
+
+double now_seconds() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace moe::cli

@@ -1,0 +1,26 @@
+// Helpers shared by the subcommands: error reporting, the bundled default model, token lists.
+#pragma once
+
+#include <fmt/core.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace moe::cli {
+
+// Prints "error: <msg>" to stderr and returns exit code 1.
+int report(const std::string& msg);
+
+// The bundled demo model (models/demo-moe.gguf next to the binary's source tree or the CWD).
+std::string default_model_path(const char* file = "demo-moe.gguf");
+
+// "1,2,3" -> {1, 2, 3}; rejects empty items and non-numbers.
+Result<std::vector<int32_t>> parse_token_list(const std::string& s);
+
+// Seconds since an arbitrary epoch (monotonic).
+double now_seconds();
+
+}  // namespace moe::cli

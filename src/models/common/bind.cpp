@@ -1,0 +1,156 @@
+#include "models/common/bind.h"
+
+#include <cmath>
+
+namespace moe {
+
+constexpr int64_t kMaxDim = 1 << 20;  // bounds any width read from a file
+
+void read_rope_scaling(HParams& hp, RopeConfig& rc) {
+    const auto type = hp.opt_string("rope.scaling.type");
+    if (!type || *type == "none") return;
+    if (*type != "yarn") {
+        hp.fail(fmt::format("rope scaling type '{}' is not supported (supported: yarn)", *type));
+        return;
+    }
+    rc.yarn_factor = hp.req_float("rope.scaling.factor");
+    rc.yarn_orig_ctx = int(hp.req_int("rope.scaling.original_context_length", 1, kMaxDim * 64));
+    rc.yarn_beta_fast = hp.opt_float("rope.scaling.yarn_beta_fast", 32.0);
+    rc.yarn_beta_slow = hp.opt_float("rope.scaling.yarn_beta_slow", 1.0);
+}
+
+AttentionConfig read_attention_config(HParams& hp, int n_embd, bool neox) {
+    AttentionConfig a;
+    a.n_head = int(hp.req_int("attention.head_count", 1, 4096));
+    a.n_head_kv = int(hp.opt_int("attention.head_count_kv", a.n_head, 1, 4096));
+    a.head_dim = int(hp.opt_int("attention.key_length", n_embd / std::max(1, a.n_head), 1, 65536));
+    a.scale = float(1.0 / std::sqrt(double(a.head_dim)));
+    a.rope.n_dims = int(hp.opt_int("rope.dimension_count", a.head_dim, 2, a.head_dim));
+    a.rope.freq_base = hp.opt_float("rope.freq_base", 10000.0);
+    a.rope.neox = neox;
+    read_rope_scaling(hp, a.rope);
+    if (hp.ok() && a.n_head % a.n_head_kv != 0)
+        hp.fail(fmt::format("attention.head_count {} is not a multiple of head_count_kv {}",
+                            a.n_head, a.n_head_kv));
+    if (hp.ok() && a.rope.n_dims % 2 != 0) hp.fail("rope.dimension_count must be even");
+    return a;
+}
+
+MoeConfig read_moe_counts(HParams& hp, int64_t n_ff_default) {
+    MoeConfig m;
+    m.n_expert = int(hp.opt_int("expert_count", 0, 0, 4096));
+    if (m.n_expert == 0) return m;
+    m.n_expert_used = int(hp.req_int("expert_used_count", 1, m.n_expert));
+    m.n_ff_exp = int(hp.opt_int("expert_feed_forward_length", n_ff_default, 1, kMaxDim));
+    return m;
+}
+
+void bind_attention(TensorBinder& tb, int il, const AttentionConfig& a, int n_embd,
+                    const AttnTensors& spec, AttentionWeights& w) {
+    const int64_t q_w = int64_t(a.n_head) * a.head_dim, kv_w = int64_t(a.n_head_kv) * a.head_dim;
+    w.wq = tb.req(blk(il, "attn_q.weight"), {q_w, n_embd});
+    w.wk = tb.req(blk(il, "attn_k.weight"), {kv_w, n_embd});
+    w.wv = tb.req(blk(il, "attn_v.weight"), {kv_w, n_embd});
+    w.wo = tb.req(blk(il, "attn_output.weight"), {n_embd, q_w});
+    if (spec.qkv_bias) {
+        w.bq = tb.req_f32(blk(il, "attn_q.bias"), {q_w});
+        w.bk = tb.req_f32(blk(il, "attn_k.bias"), {kv_w});
+        w.bv = tb.req_f32(blk(il, "attn_v.bias"), {kv_w});
+    }
+    if (spec.o_bias) w.bo = tb.req_f32(blk(il, "attn_output.bias"), {n_embd});
+    if (a.qk_norm == QkNorm::PerHead) {
+        w.q_norm = tb.req_f32(blk(il, "attn_q_norm.weight"), {a.head_dim});
+        w.k_norm = tb.req_f32(blk(il, "attn_k_norm.weight"), {a.head_dim});
+    } else if (a.qk_norm == QkNorm::Whole) {
+        w.q_norm = tb.req_f32(blk(il, "attn_q_norm.weight"), {q_w});
+        w.k_norm = tb.req_f32(blk(il, "attn_k_norm.weight"), {kv_w});
+    }
+    if (spec.sinks) w.sinks = tb.req_f32(blk(il, "attn_sinks.weight"), {a.n_head});
+}
+
+void bind_mla(TensorBinder& tb, int il, const MlaConfig& c, int n_embd, MlaWeights& w) {
+    const int64_t qk = c.qk_nope + c.qk_rope;
+    if (c.q_lora_rank > 0) {
+        w.wq_a = tb.req(blk(il, "attn_q_a.weight"), {c.q_lora_rank, n_embd});
+        w.q_a_norm = tb.req_f32(blk(il, "attn_q_a_norm.weight"), {c.q_lora_rank});
+        w.wq_b = tb.req(blk(il, "attn_q_b.weight"), {c.n_head * qk, c.q_lora_rank});
+    } else {
+        w.wq = tb.req(blk(il, "attn_q.weight"), {c.n_head * qk, n_embd});
+    }
+    w.wkv_a = tb.req(blk(il, "attn_kv_a_mqa.weight"), {c.kv_lora_rank + c.qk_rope, n_embd});
+    w.kv_a_norm = tb.req_f32(blk(il, "attn_kv_a_norm.weight"), {c.kv_lora_rank});
+    w.wk_b = tb.req(blk(il, "attn_k_b.weight"), {c.n_head, c.kv_lora_rank, c.qk_nope});
+    w.wv_b = tb.req(blk(il, "attn_v_b.weight"), {c.n_head, c.v_head, c.kv_lora_rank});
+    w.wo = tb.req(blk(il, "attn_output.weight"), {n_embd, int64_t(c.n_head) * c.v_head});
+}
+
+void bind_ffn(TensorBinder& tb, int il, int64_t n_ff, int n_embd, const char* suffix,
+              FfnWeights& w) {
+    const std::string s = suffix;
+    w.gate = tb.req(blk(il, ("ffn_gate" + s + ".weight").c_str()), {n_ff, n_embd});
+    w.up = tb.req(blk(il, ("ffn_up" + s + ".weight").c_str()), {n_ff, n_embd});
+    w.down = tb.req(blk(il, ("ffn_down" + s + ".weight").c_str()), {n_embd, n_ff});
+}
+
+void bind_moe(TensorBinder& tb, int il, const MoeConfig& c, int n_embd, const MoeTensors& spec,
+              MoeWeights& w) {
+    const int64_t E = c.n_expert, F = c.n_ff_exp;
+    w.router = tb.req(blk(il, "ffn_gate_inp.weight"), {E, n_embd});
+    if (spec.router_bias) w.router_b = tb.req_f32(blk(il, "ffn_gate_inp.bias"), {E});
+    w.selection_bias = tb.opt_f32(blk(il, "exp_probs_b.bias"), {E});
+    w.gate_exps = tb.req(blk(il, "ffn_gate_exps.weight"), {E, F, n_embd});
+    w.up_exps = tb.req(blk(il, "ffn_up_exps.weight"), {E, F, n_embd});
+    w.down_exps = tb.req(blk(il, "ffn_down_exps.weight"), {E, n_embd, F});
+    if (spec.expert_bias) {
+        w.gate_exps_b = tb.opt_f32_tensor(blk(il, "ffn_gate_exps.bias"), {E, F});
+        w.up_exps_b = tb.opt_f32_tensor(blk(il, "ffn_up_exps.bias"), {E, F});
+        w.down_exps_b = tb.opt_f32_tensor(blk(il, "ffn_down_exps.bias"), {E, n_embd});
+        if (tb.ok() && (w.gate_exps_b.empty() || w.up_exps_b.empty() || w.down_exps_b.empty()))
+            w.gate_exps_b = tb.req(blk(il, "ffn_gate_exps.bias"), {E, F}),
+            w.up_exps_b = tb.req(blk(il, "ffn_up_exps.bias"), {E, F}),
+            w.down_exps_b = tb.req(blk(il, "ffn_down_exps.bias"), {E, n_embd});
+    }
+    if (c.n_ff_shexp > 0) {
+        bind_ffn(tb, il, c.n_ff_shexp, n_embd, "_shexp", w.shared);
+        if (spec.shared_gate) w.shared_gate = tb.req(blk(il, "ffn_gate_inp_shexp.weight"), {1, n_embd});
+    }
+}
+
+void bind_globals(TensorBinder& tb, Model& m) {
+    const auto& c = m.config;
+    m.token_embd = tb.req("token_embd.weight", {c.n_vocab, c.n_embd});
+    m.output_norm = tb.req_f32("output_norm.weight", {c.n_embd});
+    m.output = tb.opt("output.weight", {c.n_vocab, c.n_embd});
+    if (m.output.empty()) m.output = m.token_embd;  // tied embeddings
+}
+
+Result<void> validate_common(const ModelConfig& c) {
+    if (c.n_vocab <= 0) return make_error("vocabulary size is {} (tokenizer or token_embd missing?)", c.n_vocab);
+    const auto& m = c.moe;
+    if (m.n_expert > 0) {
+        if (m.n_expert_used < 1 || m.n_expert_used > m.n_expert)
+            return make_error("expert_used_count {} must be in [1, expert_count {}]", m.n_expert_used, m.n_expert);
+        if (m.n_group < 1 || m.n_expert % m.n_group != 0 || m.n_group_used < 1 || m.n_group_used > m.n_group)
+            return make_error("expert groups ({} used of {}) do not divide {} experts", m.n_group_used,
+                              m.n_group, m.n_expert);
+        if (m.n_group > 1 && m.n_expert_used > m.n_group_used * (m.n_expert / m.n_group))
+            return make_error("expert_used_count {} exceeds the experts of the {} selected groups",
+                              m.n_expert_used, m.n_group_used);
+    }
+    return {};
+}
+
+}  // namespace moe
+
+namespace moe {
+void read_base_config(HParams& hp, const ModelSource& src, ModelConfig& c) {
+    c.n_embd = int(hp.req_int("embedding_length", 1, kMaxDim));
+    c.n_layer = int(hp.req_int("block_count", 1, 4096));
+    c.n_ctx_train = int(hp.opt_int("context_length", 4096, 1, int64_t(1) << 31));
+    c.rms_eps = float(hp.opt_float("attention.layer_norm_rms_epsilon", 1e-5));
+    c.name = src.get_string("general.name").value_or("");
+    if (auto t = src.tensor("token_embd.weight"); t && t->shape.rank == 2)
+        c.n_vocab = int(t->shape[0]);
+    c.is_moe.assign(size_t(c.n_layer), 0);
+}
+}  // namespace moe

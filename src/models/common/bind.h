@@ -1,0 +1,45 @@
+// Tensor lists of the shared building blocks: the one place that says which tensors a standard
+// attention, an MLA attention, a dense FFN and an MoE FFN have, with their shapes.
+#pragma once
+
+#include "models/loader.h"
+#include "models/model.h"
+
+namespace moe {
+
+// Standard attention hyperparameters: heads, head size, RoPE (incl. YaRN keys) from "{arch}.*".
+AttentionConfig read_attention_config(HParams& hp, int n_embd, bool neox);
+// YaRN / rope-scaling keys into rc (no-op when the file has none).
+void read_rope_scaling(HParams& hp, RopeConfig& rc);
+// MoE hyperparameters common to all families (counts and widths).
+MoeConfig read_moe_counts(HParams& hp, int64_t n_ff_default);
+
+struct AttnTensors {
+    bool qkv_bias = false, o_bias = false, sinks = false;
+};
+void bind_attention(TensorBinder& tb, int il, const AttentionConfig& a, int n_embd,
+                    const AttnTensors& spec, AttentionWeights& w);
+void bind_mla(TensorBinder& tb, int il, const MlaConfig& c, int n_embd, MlaWeights& w);
+
+// suffix "" for dense layers ("ffn_gate"), "_shexp" for shared experts.
+void bind_ffn(TensorBinder& tb, int il, int64_t n_ff, int n_embd, const char* suffix,
+              FfnWeights& w);
+
+struct MoeTensors {
+    bool router_bias = false, expert_bias = false, shared_gate = false;
+};
+void bind_moe(TensorBinder& tb, int il, const MoeConfig& c, int n_embd, const MoeTensors& spec,
+              MoeWeights& w);
+
+// token_embd, output_norm, output (tied to token_embd when absent).
+void bind_globals(TensorBinder& tb, Model& m);
+
+// Shape sanity shared by all families; returns the first problem found.
+Result<void> validate_common(const ModelConfig& c);
+
+}  // namespace moe
+
+namespace moe {
+// n_embd, n_layer, n_ctx_train, rms_eps, n_vocab (from token_embd) for any family.
+void read_base_config(HParams& hp, const ModelSource& src, ModelConfig& c);
+}  // namespace moe

@@ -1,0 +1,30 @@
+// The shared MoE block, a pipeline of named stages:
+//   1. route    logits = x·routerᵀ (+b) → scores (softmax | sigmoid) → (+selection bias)
+//               → group-limited top-k → weights (renormalise, scale)
+//   2. dispatch tokens grouped by expert
+//   3. experts  one matrix product per active expert over its tokens (gate, up, act, down)
+//   4. combine  weighted scatter-add back to token order, plus shared experts
+// Families configure it through MoeConfig; nothing here tests which family runs.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "models/model.h"
+
+namespace moe {
+
+// Stage 1 for one token. logits: [n_expert]. ids/weights: [n_expert_used] out.
+void route_token(const MoeConfig& c, const float* logits, const F32Vec& selection_bias,
+                 int32_t* ids, float* weights);
+
+// y[T, n_embd] = MoE(x[T, n_embd]). router_logits (optional) receives [T, n_expert];
+// ids/weights (optional) receive [T, n_expert_used].
+void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_t T, int n_embd,
+                 ThreadPool& pool, float* y, float* router_logits, int32_t* ids_out,
+                 float* weights_out);
+
+// y[T, n_embd] = down(silu(gate(x)) * up(x)).
+void ffn_forward(const FfnWeights& w, const float* x, int64_t T, ThreadPool& pool, float* y);
+
+}  // namespace moe

@@ -1,0 +1,53 @@
+#include "models/common/rope.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace moe {
+
+Rope::Rope(const RopeConfig& c) : c_(c) {
+    const int half = c.n_dims / 2;
+    inv_freq_.resize(size_t(half));
+    for (int i = 0; i < half; ++i)
+        inv_freq_[size_t(i)] = 1.0 / std::pow(c.freq_base, double(2 * i) / double(c.n_dims));
+    if (c.yarn_factor > 1.0 && c.yarn_orig_ctx > 0) {
+        // YaRN: interpolate low frequencies, extrapolate high ones, with a linear ramp between
+        // the dims that complete beta_fast and beta_slow rotations over the original context.
+        const double dim = c.n_dims, base = c.freq_base, ctx = c.yarn_orig_ctx;
+        auto corr_dim = [&](double n_rot) {
+            return dim * std::log(ctx / (n_rot * 2.0 * M_PI)) / (2.0 * std::log(base));
+        };
+        double low = corr_dim(c.yarn_beta_fast), high = corr_dim(c.yarn_beta_slow);
+        if (c.yarn_truncate) {
+            low = std::floor(low);
+            high = std::ceil(high);
+        }
+        low = std::max(low, 0.0);
+        high = std::min(high, dim - 1);
+        if (low == high) high += 0.001;
+        for (int i = 0; i < half; ++i) {
+            const double ramp = std::clamp((double(i) - low) / (high - low), 0.0, 1.0);
+            const double extrapolation = 1.0 - ramp;  // share of the unscaled frequency
+            const double f = inv_freq_[size_t(i)];
+            inv_freq_[size_t(i)] = f / c.yarn_factor * (1.0 - extrapolation) + f * extrapolation;
+        }
+    }
+}
+
+void Rope::apply(float* x, int n_heads, int head_stride, int64_t pos) const {
+    const int half = c_.n_dims / 2;
+    for (int i = 0; i < half; ++i) {
+        const double theta = double(pos) * inv_freq_[size_t(i)];
+        const float cs = float(std::cos(theta) * c_.attn_factor);
+        const float sn = float(std::sin(theta) * c_.attn_factor);
+        for (int h = 0; h < n_heads; ++h) {
+            float* v = x + int64_t(h) * head_stride;
+            const int a = c_.neox ? i : 2 * i, b = c_.neox ? i + half : 2 * i + 1;
+            const float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs - x1 * sn;
+            v[b] = x0 * sn + x1 * cs;
+        }
+    }
+}
+
+}  // namespace moe

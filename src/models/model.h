@@ -1,0 +1,145 @@
+// The model: configuration and weights of a decoder-only transformer whose layers combine one
+// attention variant (standard GQA or DeepSeek MLA) with one FFN variant (dense SwiGLU or the
+// shared MoE block). Families differ only in the data they put here (see registry.cpp).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "core/tensor.h"
+#include "formats/model_source.h"
+#include "models/common/rope.h"
+
+namespace moe {
+
+// An f32 vector owned by the model (norm weights, biases, sinks); empty() = absent.
+struct F32Vec {
+    const float* p = nullptr;
+    int64_t n = 0;
+    bool empty() const { return p == nullptr; }
+};
+
+enum class QkNorm { None, PerHead, Whole };  // Qwen3: per head; OLMoE: over the whole projection
+
+struct AttentionConfig {
+    int n_head = 0, n_head_kv = 0, head_dim = 0;
+    QkNorm qk_norm = QkNorm::None;
+    int sliding_window = 0;  // 0: full attention; else a key is seen while pos_q - pos_k < window
+    float scale = 0.0f;      // score scale, usually 1/sqrt(head_dim)
+    RopeConfig rope;
+};
+
+struct AttentionWeights {
+    TensorView wq, wk, wv, wo;  // [n_head*hd, n_embd], [n_kv*hd, n_embd] x2, [n_embd, n_head*hd]
+    F32Vec bq, bk, bv, bo;      // optional biases
+    F32Vec q_norm, k_norm;      // [hd] (PerHead) or [n_head*hd] / [n_kv*hd] (Whole)
+    F32Vec sinks;               // [n_head] attention-sink logits (gpt-oss)
+};
+
+// DeepSeek Multi-head Latent Attention. The KV cache holds the compressed latent.
+struct MlaConfig {
+    int n_head = 0;
+    int q_lora_rank = 0;  // 0: q is projected directly (V2-Lite)
+    int kv_lora_rank = 0, qk_nope = 0, qk_rope = 0, v_head = 0;
+    float scale = 0.0f;   // 1/sqrt(qk_nope + qk_rope), times the YaRN mscale^2 where used
+    RopeConfig rope;
+};
+
+struct MlaWeights {
+    TensorView wq;                // [n_head*(nope+rope), n_embd] (no q-LoRA)
+    TensorView wq_a, wq_b;        // [q_lora, n_embd], [n_head*(nope+rope), q_lora]
+    F32Vec q_a_norm;              // [q_lora]
+    TensorView wkv_a;             // [kv_lora + rope, n_embd]
+    F32Vec kv_a_norm;             // [kv_lora]
+    TensorView wk_b;              // [n_head, kv_lora, nope]: absorbs q_nope into latent space
+    TensorView wv_b;              // [n_head, v_head, kv_lora]
+    TensorView wo;                // [n_embd, n_head*v_head]
+};
+
+enum class Activation { SwiGLU, SwiGLUClamped };  // SwiGLUClamped: gpt-oss
+
+struct FfnWeights {  // dense SwiGLU FFN, also a shared expert
+    TensorView gate, up, down;  // [n_ff, n_embd] x2, [n_embd, n_ff]
+    bool empty() const { return gate.empty(); }
+};
+
+enum class Gating { Softmax, Sigmoid, SoftmaxAfterTopK };
+enum class GroupScore { Max, Top2Sum };  // DeepSeek-V2 group_limited_greedy / V3 noaux_tc
+
+struct MoeConfig {
+    int n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
+    Gating gating = Gating::Softmax;
+    bool norm_topk = false;     // renormalise the k selected weights to sum 1
+    float weights_scale = 1.0f; // routed_scaling_factor
+    int n_group = 1, n_group_used = 1;
+    GroupScore group_score = GroupScore::Top2Sum;
+    Activation act = Activation::SwiGLU;
+    float swiglu_alpha = 1.702f, swiglu_limit = 7.0f;  // SwiGLUClamped only
+    int n_ff_shexp = 0;         // shared expert width (0: none)
+};
+
+struct MoeWeights {
+    TensorView router;                      // [n_expert, n_embd]
+    F32Vec router_b;                        // [n_expert] (gpt-oss)
+    F32Vec selection_bias;                  // [n_expert] affects choice, not weights (DeepSeek-V3)
+    TensorView gate_exps, up_exps;          // [n_expert, n_ff_exp, n_embd]
+    TensorView down_exps;                   // [n_expert, n_embd, n_ff_exp]
+    TensorView gate_exps_b, up_exps_b;      // [n_expert, n_ff_exp] f32 (gpt-oss)
+    TensorView down_exps_b;                 // [n_expert, n_embd]
+    FfnWeights shared;                      // shared expert(s), run on every token
+    TensorView shared_gate;                 // [1, n_embd]: sigmoid gate of the shared expert
+};
+
+struct LayerWeights {
+    F32Vec attn_norm, ffn_norm;  // [n_embd]
+    AttentionWeights attn;
+    MlaWeights mla;
+    bool is_moe = false;
+    FfnWeights ffn;  // dense layers
+    MoeWeights moe;
+};
+
+struct ModelConfig {
+    std::string arch;     // GGUF general.architecture
+    std::string family;   // registry name, e.g. "mixtral"
+    std::string name;     // general.name
+    int n_vocab = 0, n_embd = 0, n_layer = 0, n_ctx_train = 0;
+    float rms_eps = 1e-6f;
+    bool use_mla = false;
+    std::vector<AttentionConfig> attn;  // per layer (sliding window may alternate)
+    MlaConfig mla;
+    MoeConfig moe;
+    int n_ff = 0;         // dense FFN width
+    std::vector<uint8_t> is_moe;  // [n_layer]
+    int n_moe_layers() const {
+        int n = 0;
+        for (auto m : is_moe) n += m;
+        return n;
+    }
+};
+
+class Model {
+public:
+    ModelConfig config;
+    TensorView token_embd;  // [n_vocab, n_embd]
+    F32Vec output_norm;     // [n_embd]
+    TensorView output;      // [n_vocab, n_embd]
+    std::vector<LayerWeights> layers;
+    std::shared_ptr<ModelSource> source;  // keeps the mapping alive
+
+    // Copies a 1-D (or small) tensor to an owned f32 vector.
+    F32Vec own_f32(const TensorView& t);
+    // Owned f32 copy of any tensor (used for expert biases).
+    TensorView own_f32_tensor(const TensorView& t);
+
+private:
+    std::vector<std::unique_ptr<std::vector<float>>> owned_;
+};
+
+// Opens a model file or folder and builds the model of its family.
+Result<std::unique_ptr<Model>> load_model(const std::string& path);
+Result<std::unique_ptr<Model>> load_model(std::shared_ptr<ModelSource> src);
+
+}  // namespace moe

@@ -1,0 +1,29 @@
+// Text generation: prompt evaluation, then sampling token by token with the KV cache, streaming
+// text as it becomes complete UTF-8.
+#pragma once
+
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+#include "tokenizer/tokenizer.h"
+
+namespace moe {
+
+struct GenerateStats {
+    int n_prompt = 0, n_generated = 0;
+    double prompt_seconds = 0, gen_seconds = 0;
+    bool stopped_by_eog = false;
+};
+
+// Streams text pieces to on_text; on_text returns false to stop early.
+Result<GenerateStats> generate(Session& s, const Tokenizer& tok, const std::vector<int32_t>& prompt,
+                               int n_predict, Sampler& sampler,
+                               const std::function<bool(std::string_view)>& on_text, int seq = 0);
+
+// Length of the longest prefix of s that ends on a UTF-8 character boundary.
+size_t complete_utf8_prefix(std::string_view s);
+
+}  // namespace moe

@@ -1,0 +1,71 @@
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <unordered_set>
+
+namespace moe {
+
+int32_t argmax(const float* v, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; ++i)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+void Sampler::accept(int32_t tok) {
+    recent_.push_back(tok);
+    while (int(recent_.size()) > std::max(0, p_.repeat_last_n)) recent_.pop_front();
+}
+
+int32_t Sampler::sample(const float* logits, int n_vocab) {
+    std::vector<float> l(logits, logits + n_vocab);
+    if (p_.repeat_penalty != 1.0f) {
+        std::unordered_set<int32_t> seen(recent_.begin(), recent_.end());
+        for (int32_t t : seen) {
+            if (t < 0 || t >= n_vocab) continue;
+            float& x = l[size_t(t)];
+            x = x > 0 ? x / p_.repeat_penalty : x * p_.repeat_penalty;
+        }
+    }
+    if (p_.temp <= 0.0f) return argmax(l.data(), n_vocab);
+
+    // Candidates sorted by logit, cut by top-k.
+    std::vector<int32_t> idx(static_cast<size_t>(n_vocab));
+    std::iota(idx.begin(), idx.end(), 0);
+    const int k = p_.top_k > 0 ? std::min(p_.top_k, n_vocab) : n_vocab;
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                      [&](int32_t a, int32_t b) { return l[size_t(a)] > l[size_t(b)]; });
+    idx.resize(size_t(k));
+
+    // Softmax with temperature.
+    std::vector<double> p(idx.size());
+    const double mx = l[size_t(idx[0])];
+    double sum = 0;
+    for (size_t i = 0; i < idx.size(); ++i) sum += p[i] = std::exp((l[size_t(idx[i])] - mx) / p_.temp);
+    for (double& x : p) x /= sum;
+
+    // top-p: smallest prefix with mass >= top_p.
+    size_t keep = p.size();
+    if (p_.top_p < 1.0f) {
+        double cum = 0;
+        for (size_t i = 0; i < p.size(); ++i) {
+            cum += p[i];
+            if (cum >= p_.top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    // min-p: relative to the most likely token.
+    if (p_.min_p > 0.0f) {
+        size_t m = 1;
+        while (m < keep && p[m] >= p_.min_p * p[0]) ++m;
+        keep = m;
+    }
+    std::discrete_distribution<size_t> dist(p.begin(), p.begin() + long(keep));
+    return idx[dist(rng_)];
+}
+
+}  // namespace moe
