@@ -76,6 +76,15 @@ Shape strip_leading_ones(Shape s) {
 TensorView TensorBinder::get(const std::string& name, Shape want, bool required) {
     if (!error_.empty()) return {};
     auto t = src_.tensor(name);
+    if (!t && m_.plan) {
+        for (auto& p : *m_.plan)
+            if (p.name == name) {
+                p.required = p.required || required;
+                return {};
+            }
+        m_.plan->push_back(PlannedTensor{name, want, required});
+        return {};
+    }
     if (!t) {
         if (required) error_ = fmt::format("missing tensor '{}'", name);
         return {};

@@ -120,6 +120,13 @@ struct ModelConfig {
     }
 };
 
+// A tensor a family loader asks for, recorded when loading in plan mode (metadata only).
+struct PlannedTensor {
+    std::string name;
+    Shape shape;  // outermost first
+    bool required = true;
+};
+
 class Model {
 public:
     ModelConfig config;
@@ -128,6 +135,9 @@ public:
     TensorView output;      // [n_vocab, n_embd]
     std::vector<LayerWeights> layers;
     std::shared_ptr<ModelSource> source;  // keeps the mapping alive
+    // Plan mode: when non-null, missing tensors are recorded here instead of failing, so the
+    // family's own tensor list (names, shapes) is known from metadata alone (synth, inspect).
+    std::unique_ptr<std::vector<PlannedTensor>> plan;
 
     // Copies a 1-D (or small) tensor to an owned f32 vector.
     F32Vec own_f32(const TensorView& t);
@@ -141,5 +151,8 @@ private:
 // Opens a model file or folder and builds the model of its family.
 Result<std::unique_ptr<Model>> load_model(const std::string& path);
 Result<std::unique_ptr<Model>> load_model(std::shared_ptr<ModelSource> src);
+// Runs the family loader on metadata alone: the returned model has a config and `plan` (the
+// tensors the family expects, in binding order) but no weights.
+Result<std::unique_ptr<Model>> plan_model(std::shared_ptr<ModelSource> src);
 
 }  // namespace moe

@@ -23,7 +23,9 @@ std::string supported_architectures() {
     return s;
 }
 
-Result<std::unique_ptr<Model>> load_model(std::shared_ptr<ModelSource> src) {
+namespace {
+
+Result<std::unique_ptr<Model>> load_family(std::shared_ptr<ModelSource> src, bool plan) {
     const std::string arch = src->architecture();
     if (arch.empty()) return make_error("{}: no general.architecture in the metadata", src->path());
     for (const auto& f : families()) {
@@ -32,6 +34,7 @@ Result<std::unique_ptr<Model>> load_model(std::shared_ptr<ModelSource> src) {
         m->config.arch = arch;
         m->config.family = arch;
         m->source = src;
+        if (plan) m->plan = std::make_unique<std::vector<PlannedTensor>>();
         auto r = f.load(*src, *m);
         if (!r.ok()) return make_error("{}: {}", src->path(), r.message());
         auto v = validate_common(m->config);
@@ -40,6 +43,16 @@ Result<std::unique_ptr<Model>> load_model(std::shared_ptr<ModelSource> src) {
     }
     return make_error("{}: unknown architecture '{}' (supported: {})", src->path(), arch,
                       supported_architectures());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> load_model(std::shared_ptr<ModelSource> src) {
+    return load_family(std::move(src), false);
+}
+
+Result<std::unique_ptr<Model>> plan_model(std::shared_ptr<ModelSource> src) {
+    return load_family(std::move(src), true);
 }
 
 Result<std::unique_ptr<Model>> load_model(const std::string& path) {

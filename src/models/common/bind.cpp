@@ -151,6 +151,10 @@ void read_base_config(HParams& hp, const ModelSource& src, ModelConfig& c) {
     c.name = src.get_string("general.name").value_or("");
     if (auto t = src.tensor("token_embd.weight"); t && t->shape.rank == 2)
         c.n_vocab = int(t->shape[0]);
+    else if (hp.has("vocab_size"))
+        c.n_vocab = int(hp.req_int("vocab_size", 1, int64_t(1) << 24));
+    else if (const gguf::Array* toks = src.get_array("tokenizer.ggml.tokens"))
+        c.n_vocab = int(toks->items.size());
     c.is_moe.assign(size_t(c.n_layer), 0);
 }
 }  // namespace moe
