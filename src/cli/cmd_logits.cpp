@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "formats/override_source.h"
 #include "models/model.h"
 #include "runtime/session.h"
 
@@ -14,6 +15,7 @@ namespace {
 
 struct LogitsArgs {
     std::string model, tokens, out, router_out;
+    std::vector<std::string> overrides;
     int threads = 0;
 };
 
@@ -28,7 +30,9 @@ Result<void> write_f32(const std::string& path, const std::vector<float>& v) {
 int run_logits(const LogitsArgs& a) {
     auto toks = parse_token_list(a.tokens);
     if (!toks) return report(toks.message());
-    auto model = load_model(a.model);
+    auto src = open_model_source(a.model, a.overrides);
+    if (!src) return report(src.message());
+    auto model = load_model(*src);
     if (!model) return report(model.message());
     const Model& m = **model;
     SessionOptions so;
@@ -59,6 +63,7 @@ void register_logits_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--router-out", a->router_out,
                     "write router logits float32 [n_moe_layers, n_tokens, n_expert]");
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
+    cmd->add_option("--override-kv", a->overrides, "override metadata: KEY=TYPE:VALUE (int|float|bool|str)");
     cmd->callback([a, &exit_code] { exit_code = run_logits(*a); });
 }
 

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "formats/override_source.h"
 #include "models/model.h"
 #include "runtime/generate.h"
 
@@ -13,6 +14,7 @@ namespace {
 
 struct RunArgs {
     std::string model, prompt = "Once upon a time";
+    std::vector<std::string> overrides;
     int n_predict = 64, threads = 0, ctx = 0;
     SamplerParams sp;
 };
@@ -20,7 +22,9 @@ struct RunArgs {
 int run_generate(RunArgs a) {
     if (a.model.empty()) a.model = default_model_path();
     const double t0 = now_seconds();
-    auto model = load_model(a.model);
+    auto src = open_model_source(a.model, a.overrides);
+    if (!src) return report(src.message());
+    auto model = load_model(*src);
     if (!model) return report(model.message());
     auto tok = Tokenizer::from_source(*(*model)->source);
     if (!tok) return report(fmt::format("{}: {}", a.model, tok.message()));
@@ -62,6 +66,7 @@ void register_run_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")->check(CLI::NonNegativeNumber);
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
     cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)");
+    cmd->add_option("--override-kv", a->overrides, "override metadata: KEY=TYPE:VALUE (int|float|bool|str)");
     cmd->add_option("--seed", a->sp.seed, "random seed");
     cmd->add_option("--temp", a->sp.temp, "temperature (0 = greedy)");
     cmd->add_option("--top-k", a->sp.top_k, "top-k (0 = off)");

@@ -2,8 +2,9 @@
 // as space-separated integers on one line.
 #include <fmt/core.h>
 
-#include <fstream>
-#include <iterator>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -22,15 +23,21 @@ struct TokenizeOptions {
     bool special = false;
 };
 
+// Reads a whole file as raw bytes; false (with errno set) when it cannot be opened or read.
+bool read_file(const std::string& path, std::string& out) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return false;
+    char buf[1 << 16];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) out.append(buf, n);
+    const bool ok = !std::ferror(f);
+    std::fclose(f);
+    return ok;
+}
+
 int run_tokenize(const TokenizeOptions& opt) {
-    std::ifstream in(opt.file, std::ios::binary);
-    if (!in) {
-        fmt::print(stderr, "error: cannot open '{}'\n", opt.file);
-        return 1;
-    }
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) {
-        fmt::print(stderr, "error: cannot read '{}'\n", opt.file);
+    std::string text;
+    if (!read_file(opt.file, text)) {
+        fmt::print(stderr, "error: cannot read '{}': {}\n", opt.file, std::strerror(errno));
         return 1;
     }
     auto src = open_model_source(opt.model);

@@ -7,6 +7,7 @@ int main(int argc, char** argv) {
     CLI::App app{"moeinfer: Mixture-of-Experts inference engine"};
     app.require_subcommand(1);
     int exit_code = 0;
+    moe::cli::register_chat_command(app, exit_code);
     moe::cli::register_logits_command(app, exit_code);
     moe::cli::register_run_command(app, exit_code);
     moe::cli::register_tokenize_command(app, exit_code);

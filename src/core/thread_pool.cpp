@@ -3,6 +3,19 @@
 #include <algorithm>
 
 namespace moe {
+namespace {
+
+// Spin iterations before sleeping: long enough to bridge the gap between the back-to-back
+// regions of a forward pass (tens of microseconds), short enough not to burn a shared core.
+constexpr int kSpin = 1 << 12;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
     for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -11,7 +24,8 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 ThreadPool::~ThreadPool() {
     {
         std::lock_guard<std::mutex> lk(mu_);
-        stop_ = true;
+        stop_.store(true, std::memory_order_release);
+        generation_.fetch_add(1, std::memory_order_release);
     }
     cv_start_.notify_all();
     for (auto& t : workers_) t.join();
@@ -28,16 +42,23 @@ void ThreadPool::run_tasks() {
 void ThreadPool::worker_loop() {
     uint64_t seen = 0;
     for (;;) {
-        {
-            std::unique_lock<std::mutex> lk(mu_);
-            cv_start_.wait(lk, [&] { return stop_ || generation_ != seen; });
-            if (stop_) return;
-            seen = generation_;
+        uint64_t g = generation_.load(std::memory_order_acquire);
+        for (int i = 0; i < kSpin && g == seen; ++i) {
+            cpu_relax();
+            g = generation_.load(std::memory_order_acquire);
         }
+        if (g == seen) {
+            std::unique_lock<std::mutex> lk(mu_);
+            cv_start_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+            g = generation_.load(std::memory_order_acquire);
+        }
+        seen = g;
+        if (stop_.load(std::memory_order_acquire)) return;
         run_tasks();
-        {
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            // Last one out: wake the caller in case it stopped spinning.
             std::lock_guard<std::mutex> lk(mu_);
-            if (--active_ == 0) cv_done_.notify_one();
+            cv_done_.notify_one();
         }
     }
 }
@@ -48,18 +69,21 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t)
         for (int64_t t = 0; t < n_tasks; ++t) fn(t);
         return;
     }
+    fn_ = &fn;
+    n_tasks_ = n_tasks;
+    next_.store(0, std::memory_order_relaxed);
+    pending_.store(int(workers_.size()), std::memory_order_relaxed);
     {
         std::lock_guard<std::mutex> lk(mu_);
-        fn_ = &fn;
-        n_tasks_ = n_tasks;
-        next_.store(0, std::memory_order_relaxed);
-        active_ = int(workers_.size());
-        ++generation_;
+        generation_.fetch_add(1, std::memory_order_release);
     }
     cv_start_.notify_all();
     run_tasks();
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_done_.wait(lk, [&] { return active_ == 0; });
+    for (int i = 0; i < kSpin && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+    if (pending_.load(std::memory_order_acquire) != 0) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_done_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
     fn_ = nullptr;
 }
 

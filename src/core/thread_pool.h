@@ -32,11 +32,14 @@ private:
 
     int n_threads_;
     std::vector<std::thread> workers_;
+    // Start: a region bumps generation_ (under mu_, so sleepers cannot miss it); workers spin on
+    // it briefly before sleeping on cv_start_. Done: pending_ counts workers still in the region;
+    // the caller spins on it briefly, then sleeps on cv_done_.
     std::mutex mu_;
     std::condition_variable cv_start_, cv_done_;
-    uint64_t generation_ = 0;
-    int active_ = 0;
-    bool stop_ = false;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> stop_{false};
     const std::function<void(int64_t)>* fn_ = nullptr;
     int64_t n_tasks_ = 0;
     std::atomic<int64_t> next_{0};

@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "kernels/ops.h"
+#include "kernels/ref/vec_dot_ref.h"
 
 namespace moe::ops {
 namespace {
@@ -21,7 +22,14 @@ inline float dot_f32(const float* a, const float* b, int64_t n) {
 
 }  // namespace
 
-void matmul(const float* x, int64_t T, const TensorView& w, float* y, ThreadPool& pool) {
+}  // namespace moe::ops
+
+namespace moe::ref {
+
+// The reference matmul: dequantize each weight row to f32, f32 dot with x (no activation
+// quantization). The fast ops::matmul is checked against it and against the vec_dot references.
+void matmul_dequant(const float* x, int64_t T, const TensorView& w, float* y, ThreadPool& pool) {
+    using ops::dequantize_row;
     MOE_CHECK(w.shape.rank == 2, "matmul weight must be 2-D, got {}", w.shape.str());
     const int64_t N = w.shape[0], K = w.shape[1];
     const bool direct = w.dtype == DType::F32;
@@ -35,10 +43,14 @@ void matmul(const float* x, int64_t T, const TensorView& w, float* y, ThreadPool
                 dequantize_row(w.dtype, w.row(n), buf.data(), K);
                 wr = buf.data();
             }
-            for (int64_t t = 0; t < T; ++t) y[t * N + n] = dot_f32(x + t * K, wr, K);
+            for (int64_t t = 0; t < T; ++t) y[t * N + n] = ops::dot_f32(x + t * K, wr, K);
         }
     });
 }
+
+}  // namespace moe::ref
+
+namespace moe::ops {
 
 void get_row(const TensorView& table, int64_t id, float* dst) {
     dequantize_row(table.dtype, table.row(id), dst, table.shape.last());

@@ -39,15 +39,19 @@ void expert_activation(const MoeConfig& c, const float* gate, const float* up, f
 
 }  // namespace
 
-void route_token(const MoeConfig& c, const float* logits, const F32Vec& selection_bias,
-                 int32_t* ids, float* weights) {
-    const int n = c.n_expert, k = c.n_expert_used;
-    std::vector<float> scores(logits, logits + n);  // [n_expert]
+namespace {
+
+// Stage 1a: scores (what the weights come from) and selection values (what top-k ranks: scores
+// plus the selection bias, -inf for experts outside the kept groups).
+void score_experts(const MoeConfig& c, const float* logits, const F32Vec& selection_bias,
+                   std::vector<float>& scores, std::vector<float>& select) {
+    const int n = c.n_expert;
+    scores.assign(logits, logits + n);  // [n_expert]
     if (c.gating == Gating::Softmax) ops::softmax(scores.data(), n);
     if (c.gating == Gating::Sigmoid)
         for (float& s : scores) s = sigmoid(s);
 
-    std::vector<float> select = scores;  // what top-k ranks by
+    select = scores;
     if (!selection_bias.empty())
         for (int e = 0; e < n; ++e) select[size_t(e)] += selection_bias.p[e];
 
@@ -71,7 +75,31 @@ void route_token(const MoeConfig& c, const float* logits, const F32Vec& selectio
         for (int e = 0; e < n; ++e)
             if (!kept[size_t(e / per)]) select[size_t(e)] = -std::numeric_limits<float>::infinity();
     }
+}
 
+}  // namespace
+
+std::vector<float> selection_values(const MoeConfig& c, const float* logits,
+                                    const F32Vec& selection_bias) {
+    std::vector<float> scores, select;
+    score_experts(c, logits, selection_bias, scores, select);
+    return select;
+}
+
+float selection_margin(const MoeConfig& c, const float* logits, const F32Vec& selection_bias) {
+    std::vector<float> scores, select;
+    score_experts(c, logits, selection_bias, scores, select);
+    std::sort(select.begin(), select.end(), std::greater<float>());
+    const int k = c.n_expert_used;
+    if (k >= c.n_expert || !std::isfinite(select[size_t(k)])) return INFINITY;
+    return select[size_t(k - 1)] - select[size_t(k)];
+}
+
+void route_token(const MoeConfig& c, const float* logits, const F32Vec& selection_bias,
+                 int32_t* ids, float* weights) {
+    const int n = c.n_expert, k = c.n_expert_used;
+    std::vector<float> scores, select;  // [n_expert]
+    score_experts(c, logits, selection_bias, scores, select);
     top_k(select.data(), n, k, ids);
     if (c.gating == Gating::SoftmaxAfterTopK) {
         for (int i = 0; i < k; ++i) weights[i] = logits[ids[i]];
@@ -111,36 +139,90 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
     std::vector<std::vector<int64_t>> rows_of(static_cast<size_t>(n_exp));
     for (int64_t i = 0; i < T * k; ++i) rows_of[size_t(ids[size_t(i)])].push_back(i);
 
-    // 3. experts, 4. combine
-    std::fill(y, y + T * n_embd, 0.0f);
-    std::vector<float> xe, g, u, h, d;
+    // 3. experts: all active experts' work in two parallel regions of (expert, row block)
+    //    tasks instead of three matmuls (and pool syncs) per expert. The input is packed
+    //    (quantized) once and shared by every expert; each region-A task computes a block of
+    //    gate and up rows for the expert's tokens and applies the activation right away; region
+    //    B runs the down projections. Rows of g/u/h/d are grouped by expert: expert e owns rows
+    //    [off[e], off[e + 1]), in rows_of[e] order.
+    std::vector<int64_t> off(size_t(n_exp) + 1, 0);
+    std::vector<int> active;
     for (int e = 0; e < n_exp; ++e) {
-        const auto& rows = rows_of[size_t(e)];
-        const int64_t ne = int64_t(rows.size());
-        if (ne == 0) continue;
-        xe.resize(size_t(ne * n_embd));  // [ne, n_embd]
-        for (int64_t r = 0; r < ne; ++r)
-            std::copy_n(x + rows[size_t(r)] / k * n_embd, n_embd, xe.data() + r * n_embd);
-        g.resize(size_t(ne * n_ff)), u.resize(size_t(ne * n_ff)), h.resize(size_t(ne * n_ff));
-        d.resize(size_t(ne * n_embd));
-        ops::matmul(xe.data(), ne, w.gate_exps.slice(e), g.data(), pool);  // [ne, n_ff]
-        ops::matmul(xe.data(), ne, w.up_exps.slice(e), u.data(), pool);    // [ne, n_ff]
-        if (!w.gate_exps_b.empty()) {
-            const float* bg = static_cast<const float*>(w.gate_exps_b.data) + int64_t(e) * n_ff;
-            const float* bu = static_cast<const float*>(w.up_exps_b.data) + int64_t(e) * n_ff;
-            for (int64_t r = 0; r < ne; ++r)
-                for (int i = 0; i < n_ff; ++i) g[size_t(r * n_ff + i)] += bg[i], u[size_t(r * n_ff + i)] += bu[i];
+        off[size_t(e) + 1] = off[size_t(e)] + int64_t(rows_of[size_t(e)].size());
+        if (!rows_of[size_t(e)].empty()) active.push_back(e);
+    }
+    const int64_t n_rows = off[size_t(n_exp)];  // T * k
+    // input row and own row of each expert row
+    std::vector<int64_t> tok(static_cast<size_t>(n_rows)), seq(static_cast<size_t>(n_rows));
+    for (int e : active)
+        for (size_t r = 0; r < rows_of[size_t(e)].size(); ++r) {
+            tok[size_t(off[size_t(e)]) + r] = rows_of[size_t(e)][r] / k;
+            seq[size_t(off[size_t(e)]) + r] = off[size_t(e)] + int64_t(r);
         }
-        expert_activation(c, g.data(), u.data(), h.data(), ne * n_ff);
-        ops::matmul(h.data(), ne, w.down_exps.slice(e), d.data(), pool);  // [ne, n_embd]
+    // (expert, first row) tasks over n rows per expert, about 4 per thread overall.
+    auto make_tasks = [&](int64_t n, int64_t& rb) {
+        rb = std::min<int64_t>(n, ops::matmul_row_block(n * int64_t(active.size()), T, pool.size()));
+        std::vector<std::pair<int, int64_t>> tasks;
+        for (int e : active)
+            for (int64_t n0 = 0; n0 < n; n0 += rb) tasks.emplace_back(e, n0);
+        return tasks;
+    };
+
+    ops::PackedActs xa, xa_up;
+    ops::pack_acts(x, T, n_embd, w.gate_exps.dtype, xa, &pool);
+    const bool up_shares = ops::acts_fit(xa, w.up_exps.dtype);
+    if (!up_shares) ops::pack_acts(x, T, n_embd, w.up_exps.dtype, xa_up, &pool);
+    std::vector<float> g(size_t(n_rows * n_ff)), u(size_t(n_rows * n_ff)),
+        h(size_t(n_rows * n_ff));  // [T*k, n_ff]
+    int64_t rb_a = 1;
+    const auto tasks_a = make_tasks(n_ff, rb_a);
+    pool.parallel_for(int64_t(tasks_a.size()), [&](int64_t ti) {
+        const auto [e, n0] = tasks_a[size_t(ti)];
+        const int64_t n1 = std::min<int64_t>(n_ff, n0 + rb_a), r0 = off[size_t(e)];
+        const int64_t ne = off[size_t(e) + 1] - r0;
+        ops::matmul_rows(xa, tok.data() + r0, ne, w.gate_exps.slice(e), n0, n1,
+                         g.data() + r0 * n_ff, n_ff);  // [ne, n_ff] columns [n0, n1)
+        ops::matmul_rows(up_shares ? xa : xa_up, tok.data() + r0, ne, w.up_exps.slice(e), n0, n1,
+                         u.data() + r0 * n_ff, n_ff);
+        const float* bg = w.gate_exps_b.empty()
+                              ? nullptr
+                              : static_cast<const float*>(w.gate_exps_b.data) + int64_t(e) * n_ff;
+        const float* bu = w.up_exps_b.empty()
+                              ? nullptr
+                              : static_cast<const float*>(w.up_exps_b.data) + int64_t(e) * n_ff;
+        for (int64_t r = r0; r < r0 + ne; ++r) {
+            float* gr = g.data() + r * n_ff;
+            float* ur = u.data() + r * n_ff;
+            if (bg)
+                for (int64_t i = n0; i < n1; ++i) gr[i] += bg[i], ur[i] += bu[i];
+            expert_activation(c, gr + n0, ur + n0, h.data() + r * n_ff + n0, n1 - n0);
+        }
+    });
+
+    ops::PackedActs ha;
+    ops::pack_acts(h.data(), n_rows, n_ff, w.down_exps.dtype, ha, &pool);
+    std::vector<float> d(size_t(n_rows * n_embd));  // [T*k, n_embd]
+    int64_t rb_b = 1;
+    const auto tasks_b = make_tasks(n_embd, rb_b);
+    pool.parallel_for(int64_t(tasks_b.size()), [&](int64_t ti) {
+        const auto [e, n0] = tasks_b[size_t(ti)];
+        const int64_t n1 = std::min<int64_t>(n_embd, n0 + rb_b), r0 = off[size_t(e)];
+        ops::matmul_rows(ha, seq.data() + r0, off[size_t(e) + 1] - r0, w.down_exps.slice(e), n0,
+                         n1, d.data() + r0 * n_embd, n_embd);
+    });
+
+    // 4. combine
+    std::fill(y, y + T * n_embd, 0.0f);
+    for (int e : active) {
+        const auto& rows = rows_of[size_t(e)];
         const float* bd = w.down_exps_b.empty()
                               ? nullptr
                               : static_cast<const float*>(w.down_exps_b.data) + int64_t(e) * n_embd;
-        for (int64_t r = 0; r < ne; ++r) {
-            const int64_t slot = rows[size_t(r)], t = slot / k;
+        for (size_t r = 0; r < rows.size(); ++r) {
+            const int64_t slot = rows[r], t = slot / k;
             const float wt = wts[size_t(slot)];
             float* yr = y + t * n_embd;
-            const float* dr = d.data() + r * n_embd;
+            const float* dr = d.data() + (off[size_t(e)] + int64_t(r)) * n_embd;
             for (int i = 0; i < n_embd; ++i) yr[i] += wt * (dr[i] + (bd ? bd[i] : 0.0f));
         }
     }

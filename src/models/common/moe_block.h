@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "models/model.h"
@@ -17,6 +18,13 @@ namespace moe {
 // Stage 1 for one token. logits: [n_expert]. ids/weights: [n_expert_used] out.
 void route_token(const MoeConfig& c, const float* logits, const F32Vec& selection_bias,
                  int32_t* ids, float* weights);
+
+// How decisive a routing decision is: the k-th best minus the (k+1)-th best selection value
+// (infinity when no expert competes). Near-ties (tiny margins) flip under any rounding change.
+float selection_margin(const MoeConfig& c, const float* logits, const F32Vec& selection_bias);
+// The values top-k ranks ([n_expert]; -inf outside the kept expert groups).
+std::vector<float> selection_values(const MoeConfig& c, const float* logits,
+                                    const F32Vec& selection_bias);
 
 // y[T, n_embd] = MoE(x[T, n_embd]). router_logits (optional) receives [T, n_expert];
 // ids/weights (optional) receive [T, n_expert_used].

@@ -1,0 +1,96 @@
+// Kernel benchmark: ops::matmul on realistic MoE-expert shapes, per ISA (MOE_ISA-style override)
+// plus the old dequantize-then-f32 reference. Plain timing (no Google Benchmark needed):
+//   bench_matmul [threads=2] [reps_scale=1]
+// Prints one row per (type, T, path): ms per call, GB/s of weights, GFLOP/s.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/dispatch.h"
+#include "kernels/ops.h"
+#include "kernels/ref/quantize.h"
+#include "kernels/ref/vec_dot_ref.h"
+
+using namespace moe;
+
+namespace {
+
+double time_ms(int reps, const std::function<void()>& f) {
+    f();  // warm-up
+    double best = 1e30;
+    for (int r = 0; r < 3; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < reps; ++i) f();
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        best = std::min(best, ms / reps);
+    }
+    return best;
+}
+
+std::vector<uint8_t> make_weights(DType t, int64_t N, int64_t K, std::mt19937& rng) {
+    std::normal_distribution<float> g(0.0f, 0.05f);
+    std::vector<float> f(size_t(N * K));
+    for (auto& v : f) v = g(rng);
+    std::vector<uint8_t> w(size_t(N * dtype_row_bytes(t, K)));
+    if (t == DType::Q8_0) {
+        ref::quantize_row_q8_0(f.data(), w.data(), N * K);
+    } else {
+        // Random levels with sane f16 scales: speed does not depend on the values.
+        for (auto& b : w) b = uint8_t(rng());
+        const auto& tr = traits(t);
+        for (size_t o = 0; o < w.size(); o += size_t(tr.block_bytes)) {
+            const uint16_t h = 0x1c00;  // f16 0.0039
+            if (t == DType::Q4_K) std::memcpy(&w[o], &h, 2), std::memcpy(&w[o + 2], &h, 2);
+        }
+    }
+    return w;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+    ThreadPool pool(threads);
+    std::mt19937 rng(1);
+    const int64_t N = 2048, K = 1024;  // e.g. an expert's gate: n_ff x n_embd
+    std::printf("# matmul y[T,%ld] = x[T,%ld] w^T, %d threads, cpu isa %s\n", long(N), long(K),
+                threads, std::string(kern::isa_name(kern::active_isa())).c_str());
+    std::printf("%-6s %5s %-10s %10s %9s %9s\n", "type", "T", "path", "ms", "GB/s", "GFLOP/s");
+    for (DType t : {DType::Q4_K, DType::Q8_0}) {
+        const auto w = make_weights(t, N, K, rng);
+        const TensorView wv{t, Shape{N, K}, w.data()};
+        const double gb = double(w.size()) / 1e9;
+        for (int64_t T : {1, 128}) {
+            std::normal_distribution<float> g(0.0f, 1.0f);
+            std::vector<float> x(size_t(T * K)), y(size_t(T * N));
+            for (auto& v : x) v = g(rng);
+            const double flop = 2.0 * double(N) * double(K) * double(T);
+            auto row = [&](const char* path, double ms) {
+                std::printf("%-6s %5ld %-10s %10.3f %9.2f %9.1f\n",
+                            std::string(dtype_name(t)).c_str(), long(T), path, ms, gb / ms * 1e3,
+                            flop / ms / 1e6);
+            };
+            const int reps_ref = T == 1 ? 20 : 1;
+            row("ref-dequant", time_ms(reps_ref, [&] {
+                    ref::matmul_dequant(x.data(), T, wv, y.data(), pool);
+                }));
+            for (kern::Isa isa : {kern::Isa::Scalar, kern::Isa::Avx2, kern::Isa::Avx512}) {
+                if (!kern::isa_supported(isa)) continue;
+                kern::set_isa_override(isa);
+                const int reps = T == 1 ? (isa == kern::Isa::Scalar ? 20 : 500) : (isa == kern::Isa::Scalar ? 1 : 10);
+                row(std::string(kern::isa_name(isa)).c_str(),
+                    time_ms(reps, [&] { ops::matmul(x.data(), T, wv, y.data(), pool); }));
+            }
+            kern::clear_isa_override();
+        }
+    }
+    return 0;
+}

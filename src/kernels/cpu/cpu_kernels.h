@@ -1,0 +1,47 @@
+// Entry points of the per-ISA kernel files (kernels_avx2.cpp, kernels_avx512.cpp). Both compile
+// the same templates (x86_quant_kernels.inc) with their own flags, in their own namespace; only
+// kernels/dispatch.cpp refers to them, after checking the CPU supports the ISA.
+#pragma once
+
+#include <cstdint>
+
+namespace moe::cpu {
+
+#define MOE_DECLARE_CPU_KERNELS                                                               \
+    void vec_dot_f32_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);  \
+    void vec_dot_f16_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);  \
+    void vec_dot_bf16_f32(int64_t K, const void* w, const void* const* x, int nx, float* out); \
+    void vec_dot_q8_0_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
+                            float* out);                                                      \
+    void vec_dot_q4_0_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
+                            float* out);                                                      \
+    void vec_dot_q4_1_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
+                            float* out);                                                      \
+    void vec_dot_q5_0_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
+                            float* out);                                                      \
+    void vec_dot_q5_1_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
+                            float* out);                                                      \
+    void vec_dot_iq4_nl_q8x32(int64_t K, const void* w, const void* const* x, int nx,         \
+                              float* out);                                                    \
+    void vec_dot_mxfp4_q8x32(int64_t K, const void* w, const void* const* x, int nx,          \
+                             float* out);                                                     \
+    void vec_dot_q2_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
+    void vec_dot_q3_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
+    void vec_dot_q4_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
+    void vec_dot_q5_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
+    void vec_dot_q6_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
+    void vec_dot_iq4_xs_q8k(int64_t K, const void* w, const void* const* x, int nx,           \
+                            float* out);                                                      \
+    void quantize_row_q8x32(const float* x, void* dst, int64_t K);                            \
+    void quantize_row_q8_k(const float* x, void* dst, int64_t K);
+
+namespace avx2 {
+MOE_DECLARE_CPU_KERNELS
+}
+namespace avx512 {
+MOE_DECLARE_CPU_KERNELS
+}
+
+#undef MOE_DECLARE_CPU_KERNELS
+
+}  // namespace moe::cpu

@@ -1,0 +1,75 @@
+// Run-time selection of the CPU kernels: which instruction sets this machine has, which one to
+// use (MOE_ISA=scalar|avx2|avx512 overrides), and one table of dot-product kernels per
+// (weight type, ISA). Internal to kernels/ and its tests; model code only sees ops.h.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/dtype.h"
+
+namespace moe::kern {
+
+enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+std::string_view isa_name(Isa isa);
+
+struct CpuFeatures {
+    bool avx2 = false, fma = false, f16c = false;                      // + OS saves YMM
+    bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;  // + OS saves ZMM
+    bool avx512vnni = false, avx512bf16 = false;
+};
+const CpuFeatures& cpu_features();
+
+// True if this machine (CPU and OS) can run kernels of that ISA. The AVX-512 kernels also use
+// VNNI and BF16, so Avx512 means F/BW/VL/DQ + VNNI + BF16.
+bool isa_supported(Isa isa);
+// The ISA matmul uses: the best supported one, or MOE_ISA if set (clamped to what is supported),
+// or the one forced by set_isa_override.
+Isa active_isa();
+// Forces an ISA for the whole process (tests, benchmarks); nullptr-like reset with reset=true.
+void set_isa_override(Isa isa);
+void clear_isa_override();
+
+// How activations are prepared for a weight type before the dot products.
+enum class ActFormat : int {
+    F32,    // f32 as is (F32, F16, BF16 weights)
+    Q8x32,  // BlockQ8x32 per 32 elements (legacy formats, IQ4_NL, MXFP4)
+    Q8K,    // GGUF Q8_K block per 256 elements (k-quants, IQ4_XS)
+};
+
+// 32 activations quantized to int8: x ≈ d * qs[i]; sum = Σ qs[i] (lets kernels fold the
+// weight formats' offsets and minimums into one term per block). 40 bytes, 4-byte aligned.
+struct BlockQ8x32 {
+    float d;
+    int32_t sum;
+    int8_t qs[32];
+};
+static_assert(sizeof(BlockQ8x32) == 40);
+inline constexpr int kQ8KBytes = 292;  // f32 d | i8 qs[256] | i16 bsums[16]
+
+// out[j] = dot(weight row w, activation row x[j]) for j < nx (1 <= nx <= kMaxNx); K elements.
+// x[j] points at the row in the kernel's ActFormat.
+inline constexpr int kMaxNx = 4;
+using VecDotFn = void (*)(int64_t K, const void* w, const void* const* x, int nx, float* out);
+// Quantizes one activation row of K elements into the ActFormat's blocks.
+using QuantizeActFn = void (*)(const float* x, void* dst, int64_t K);
+
+struct DotKernel {
+    DType wtype;
+    Isa isa;
+    ActFormat act;
+    VecDotFn dot;
+};
+
+ActFormat act_format(DType wtype);
+int64_t act_row_bytes(ActFormat f, int64_t K);
+int act_block_elems(ActFormat f);  // K must be a multiple of it (1 for F32)
+// The kernel for (wtype, isa): the best entry at or below `isa` (scalar always exists), or
+// nullptr if wtype has no dot kernel.
+const DotKernel* find_kernel(DType wtype, Isa isa);
+// The exact (wtype, isa) entry, or nullptr: what tests iterate over.
+const DotKernel* exact_kernel(DType wtype, Isa isa);
+// The activation quantizer of format f on isa (nullptr for F32).
+QuantizeActFn find_quantizer(ActFormat f, Isa isa);
+
+}  // namespace moe::kern

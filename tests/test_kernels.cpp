@@ -1,0 +1,266 @@
+// Every registered dot kernel (each ISA this machine has) against the scalar reference, for every
+// weight type, and the fast matmul against the dequantize-then-f32 reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "core/half.h"
+#include "kernels/dispatch.h"
+#include "kernels/ops.h"
+#include "kernels/ref/quant_common.h"
+#include "kernels/ref/quantize.h"
+#include "kernels/ref/vec_dot_ref.h"
+
+namespace moe {
+namespace {
+
+using kern::ActFormat;
+using kern::Isa;
+
+const DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16,   DType::Q8_0,   DType::Q4_0,
+                        DType::Q4_1, DType::Q5_0, DType::Q5_1,   DType::Q2_K,   DType::Q3_K,
+                        DType::Q4_K, DType::Q5_K, DType::Q6_K,   DType::IQ4_NL, DType::IQ4_XS,
+                        DType::MXFP4};
+
+// Random weight rows: random bytes (every bit pattern of the level fields is valid) with the
+// scale fields overwritten by small positive/negative f16 values (E8M0 near 2^0 for MXFP4).
+std::vector<uint8_t> random_weights(DType t, int64_t N, int64_t K, std::mt19937& rng) {
+    const int64_t rb = dtype_row_bytes(t, K);
+    std::vector<uint8_t> w(size_t(N * rb));
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    std::uniform_real_distribution<float> u(0.002f, 0.02f);
+    auto f16 = [&](uint8_t* p, float v) { ref::detail::store_f16(p, v); };
+    if (t == DType::F32 || t == DType::F16 || t == DType::BF16) {
+        for (int64_t i = 0; i < N * K; ++i) {
+            const float v = g(rng) * 0.1f;
+            if (t == DType::F32) std::memcpy(w.data() + 4 * i, &v, 4);
+            if (t == DType::F16) ref::detail::store_u16(w.data() + 2 * i, f32_to_fp16(v));
+            if (t == DType::BF16) ref::detail::store_u16(w.data() + 2 * i, f32_to_bf16(v));
+        }
+        return w;
+    }
+    for (auto& b : w) b = uint8_t(rng());
+    const auto& tr = traits(t);
+    for (int64_t off = 0; off < int64_t(w.size()); off += tr.block_bytes) {
+        uint8_t* b = w.data() + off;
+        const float s = (rng() & 1) ? u(rng) : -u(rng);
+        switch (t) {
+            case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: case DType::IQ4_NL:
+            case DType::IQ4_XS:
+                f16(b, s);
+                break;
+            case DType::Q4_1: case DType::Q5_1:  // min near -d * mid-level: centred weights
+                f16(b, std::fabs(s));
+                f16(b + 2, -std::fabs(s) * (t == DType::Q4_1 ? 7.5f : 15.5f) *
+                               (0.8f + 0.4f * float(rng() % 1000) / 1000.0f));
+                break;
+            case DType::Q4_K: case DType::Q5_K:
+                f16(b, std::fabs(s)), f16(b + 2, std::fabs(u(rng)));
+                break;
+            case DType::Q2_K:
+                f16(b + 80, std::fabs(s)), f16(b + 82, std::fabs(u(rng)));
+                break;
+            case DType::Q3_K: f16(b + 108, s); break;
+            case DType::Q6_K: f16(b + 208, s); break;
+            case DType::MXFP4: b[0] = uint8_t(120 + rng() % 8); break;
+            default: break;
+        }
+    }
+    return w;
+}
+
+std::vector<float> random_acts(int64_t T, int64_t K, std::mt19937& rng) {
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    std::vector<float> x(size_t(T * K));
+    for (auto& v : x) v = g(rng);
+    return x;
+}
+
+// Σ(got-want)^2 / Σ want^2, and a description of the first mismatches for failure messages.
+double nmse(const std::vector<float>& got, const std::vector<float>& want, int64_t N,
+            std::string* first) {
+    double e = 0, r = 0;
+    std::ostringstream os;
+    int shown = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        const double d = double(got[i]) - want[i];
+        e += d * d;
+        r += double(want[i]) * want[i];
+        if (shown < 5 && std::fabs(d) > 1e-3 * (std::fabs(want[i]) + 1e-3)) {
+            os << " [t=" << i / size_t(N) << " n=" << i % size_t(N) << " got=" << got[i]
+               << " want=" << want[i] << "]";
+            ++shown;
+        }
+    }
+    if (first) *first = os.str();
+    return r > 0 ? e / r : e;
+}
+
+std::vector<Isa> isas_here() {
+    std::vector<Isa> v;
+    for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+        if (kern::isa_supported(i)) v.push_back(i);
+    return v;
+}
+
+struct IsaGuard {
+    explicit IsaGuard(Isa i) { kern::set_isa_override(i); }
+    ~IsaGuard() { kern::clear_isa_override(); }
+};
+
+TEST(Dispatch, ReportsFeaturesAndHasScalarForEveryType) {
+    const auto& f = kern::cpu_features();
+    std::printf("cpu: avx2=%d fma=%d f16c=%d avx512f=%d bw=%d vl=%d dq=%d vnni=%d bf16=%d; "
+                "active isa: %s\n",
+                f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl, f.avx512dq,
+                f.avx512vnni, f.avx512bf16, std::string(kern::isa_name(kern::active_isa())).c_str());
+    for (DType t : kTypes) {
+        EXPECT_NE(kern::exact_kernel(t, Isa::Scalar), nullptr) << dtype_name(t);
+        EXPECT_TRUE(ops::weight_type_supported(t));
+    }
+    EXPECT_EQ(kern::find_kernel(DType::Q4_K, Isa::Avx512)->act, ActFormat::Q8K);
+}
+
+// The SIMD activation quantizers equal the scalar ones byte for byte.
+TEST(Kernels, ActivationQuantizersMatchReferenceExactly) {
+    std::mt19937 rng(7);
+    const int64_t K = 1024;
+    auto x = random_acts(3, K, rng);
+    for (int i = 0; i < 40; ++i) x[size_t(rng() % x.size())] *= 9.0f;  // outliers, ties of |x|
+    x[5] = -x[17];
+    for (int i = 256; i < 512; ++i) x[size_t(i)] = 0.0f;  // an all-zero block
+    for (ActFormat f : {ActFormat::Q8x32, ActFormat::Q8K}) {
+        const int64_t rb = kern::act_row_bytes(f, K);
+        std::vector<uint8_t> want(size_t(3 * rb));
+        for (int t = 0; t < 3; ++t)
+            kern::find_quantizer(f, Isa::Scalar)(x.data() + t * K, want.data() + t * rb, K);
+        for (Isa isa : isas_here()) {
+            std::vector<uint8_t> got(want.size());
+            for (int t = 0; t < 3; ++t)
+                kern::find_quantizer(f, isa)(x.data() + t * K, got.data() + t * rb, K);
+            EXPECT_EQ(got, want) << "format " << int(f) << " isa " << kern::isa_name(isa);
+        }
+    }
+}
+
+class KernelsByType : public testing::TestWithParam<DType> {};
+
+// Each ISA's kernel on the same packed activations as the scalar reference: only the order of
+// f32 additions differs, so the results agree to f32 rounding (nmse < 1e-10).
+TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
+    const DType t = GetParam();
+    std::mt19937 rng(uint32_t(t) + 1);
+    const int64_t N = 37;
+    for (int64_t K : {256, 768}) {
+        const auto w = random_weights(t, N, K, rng);
+        const auto* ref = kern::exact_kernel(t, Isa::Scalar);
+        ASSERT_NE(ref, nullptr);
+        const int64_t T = 7;
+        const auto x = random_acts(T, K, rng);
+        const int64_t xrb = kern::act_row_bytes(ref->act, K);
+        std::vector<uint8_t> xq(size_t(T * xrb));
+        for (int64_t i = 0; i < T; ++i) {
+            if (ref->act == ActFormat::F32)
+                std::memcpy(xq.data() + i * xrb, x.data() + i * K, size_t(K) * 4);
+            else
+                kern::find_quantizer(ref->act, Isa::Scalar)(x.data() + i * K, xq.data() + i * xrb, K);
+        }
+        std::vector<float> want(size_t(T * N));
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t i = 0; i < T; ++i) {
+                const void* xp[1] = {xq.data() + i * xrb};
+                ref->dot(K, w.data() + n * dtype_row_bytes(t, K), xp, 1, &want[size_t(i * N + n)]);
+            }
+        for (Isa isa : isas_here()) {
+            const auto* k = kern::exact_kernel(t, isa);
+            if (!k) continue;
+            std::vector<float> got(want.size());
+            for (int64_t n = 0; n < N; ++n)
+                for (int64_t i0 = 0; i0 < T; i0 += 4) {  // groups of 4, 3: both nx paths
+                    const int nx = int(std::min<int64_t>(4, T - i0));
+                    const void* xp[4];
+                    float out[4];
+                    for (int j = 0; j < nx; ++j) xp[j] = xq.data() + (i0 + j) * xrb;
+                    k->dot(K, w.data() + n * dtype_row_bytes(t, K), xp, nx, out);
+                    for (int j = 0; j < nx; ++j) got[size_t((i0 + j) * N + n)] = out[j];
+                }
+            std::string first;
+            const double e = nmse(got, want, N, &first);
+            EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa) << " K=" << K
+                                << " T=" << T << " nmse=" << e << first;
+        }
+    }
+}
+
+// ops::matmul on each ISA against dequantize + f32 dot. The only approximation is the int8
+// activation quantization: per element the rounding error is uniform in ±d/2 with
+// d = absmax(block) / 127, so nmse ≈ (absmax/σ)^2 / (12 · 127^2): ~2.5e-5 for 32-blocks of
+// normal data (absmax ≈ 2.1σ), ~4e-5 for 256-blocks (≈ 2.8σ). Bounds: 4x those; f32: 1e-10.
+TEST_P(KernelsByType, MatmulMatchesDequantizedReference) {
+    const DType t = GetParam();
+    std::mt19937 rng(uint32_t(t) + 100);
+    const ActFormat f = kern::act_format(t);
+    const double bound = f == ActFormat::F32 ? 1e-10 : f == ActFormat::Q8x32 ? 1e-4 : 1.6e-4;
+    ThreadPool pool(2);
+    const int64_t K = 512;
+    for (int64_t N : {37, 130}) {
+        const auto w = random_weights(t, N, K, rng);
+        const TensorView wv{t, Shape{N, K}, w.data()};
+        for (int64_t T : {1, 7, 64}) {
+            const auto x = random_acts(T, K, rng);
+            std::vector<float> want(size_t(T * N));
+            ref::matmul_dequant(x.data(), T, wv, want.data(), pool);
+            for (Isa isa : isas_here()) {
+                IsaGuard g(isa);
+                std::vector<float> got(want.size(), NAN);
+                ops::matmul(x.data(), T, wv, got.data(), pool);
+                std::string first;
+                const double e = nmse(got, want, N, &first);
+                EXPECT_LT(e, bound) << dtype_name(t) << " isa=" << kern::isa_name(isa)
+                                    << " N=" << N << " T=" << T << " nmse=" << e << first;
+            }
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, KernelsByType, testing::ValuesIn(kTypes),
+                         [](const testing::TestParamInfo<DType>& i) {
+                             return std::string(dtype_name(i.param));
+                         });
+
+// Rows gathered by index (the MoE expert path) equal the plain matmul's rows.
+TEST(Kernels, MatmulRowsGathersTokens) {
+    std::mt19937 rng(3);
+    const int64_t N = 20, K = 256, T = 9;
+    const auto w = random_weights(DType::Q4_K, N, K, rng);
+    const TensorView wv{DType::Q4_K, Shape{N, K}, w.data()};
+    const auto x = random_acts(T, K, rng);
+    ThreadPool pool(2);
+    std::vector<float> full(size_t(T * N));
+    ops::matmul(x.data(), T, wv, full.data(), pool);
+    ops::PackedActs a;
+    ops::pack_acts(x.data(), T, K, DType::Q4_K, a, &pool);
+    const int64_t rows[3] = {8, 2, 5};
+    std::vector<float> y(size_t(3 * N));
+    ops::matmul_rows(a, rows, 3, wv, 0, N, y.data(), N);
+    for (int i = 0; i < 3; ++i)
+        for (int64_t n = 0; n < N; ++n)
+            EXPECT_EQ(y[size_t(i * N + n)], full[size_t(rows[i] * N + n)]);
+}
+
+TEST(ThreadPool, ManyShortRegionsRunEveryTaskOnce) {
+    ThreadPool pool(3);
+    std::vector<int> hits(64);
+    for (int rep = 0; rep < 2000; ++rep) {
+        std::fill(hits.begin(), hits.end(), 0);
+        pool.parallel_for(int64_t(hits.size()), [&](int64_t i) { hits[size_t(i)]++; });
+        for (int h : hits) ASSERT_EQ(h, 1);
+    }
+}
+
+}  // namespace
+}  // namespace moe
