@@ -11,5 +11,7 @@ void register_chat_command(CLI::App& app, int& exit_code);
 void register_logits_command(CLI::App& app, int& exit_code);
 void register_run_command(CLI::App& app, int& exit_code);
 void register_tokenize_command(CLI::App& app, int& exit_code);
+void register_synth_command(CLI::App& app, int& exit_code);
+void register_bench_command(CLI::App& app, int& exit_code);
 
 }  // namespace moe::cli

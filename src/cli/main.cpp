@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
     moe::cli::register_logits_command(app, exit_code);
     moe::cli::register_run_command(app, exit_code);
     moe::cli::register_tokenize_command(app, exit_code);
+    moe::cli::register_synth_command(app, exit_code);
+    moe::cli::register_bench_command(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

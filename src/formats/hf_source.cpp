@@ -4,6 +4,7 @@
 // every output tensor at open time (validating shapes, so nothing can fail later) and builds the
 // transformed ones on first access. Untransformed tensors are zero-copy views into the mapping.
 #include "formats/hf_source.h"
+#include "formats/hf_tokenizer.h"
 
 #include <algorithm>
 #include <cctype>
@@ -441,8 +442,10 @@ Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir) {
             meta.u32("general.file_type", ft);
         }
 
+    auto entries = std::move(meta.entries());
+    MOE_TRY_VOID(append_hf_tokenizer(dir, entries));
     return std::shared_ptr<ModelSource>(std::make_shared<HfSource>(
-        dir, std::move(set), std::move(meta.entries()), std::move(plan).value()));
+        dir, std::move(set), std::move(entries), std::move(plan).value()));
 }
 
 }  // namespace moe

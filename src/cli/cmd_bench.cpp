@@ -1,0 +1,83 @@
+// `moeinfer bench -m FILE [-p 512] [-n 128] [-t N] [-r 5] [--json]`: prompt-processing and
+// generation throughput like the upstream llama-bench (see runtime/bench.h). -p, -n and -t take
+// comma lists; the Markdown table (default) or a JSON array (--json) goes to stdout.
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "models/model.h"
+#include "runtime/bench.h"
+
+namespace moe::cli {
+namespace {
+
+struct BenchArgs {
+    std::string model, prompt = "512", gen = "128", threads = "0";
+    int reps = 5, bw_mib = 1024;
+    bool json = false;
+};
+
+Result<std::vector<int>> int_list(const std::string& opt, const std::string& s) {
+    std::vector<int> v;
+    size_t i = 0;
+    while (i <= s.size()) {
+        const size_t j = std::min(s.find(',', i), s.size());
+        const std::string item = s.substr(i, j - i);
+        int x = 0;
+        size_t used = 0;
+        try {
+            x = std::stoi(item, &used);
+        } catch (...) {
+            used = 0;
+        }
+        if (item.empty() || used != item.size() || x < 0)
+            return make_error("{} '{}': expected a comma list of non-negative integers", opt, s);
+        v.push_back(x);
+        i = j + 1;
+    }
+    return v;
+}
+
+int run_bench_cmd(const BenchArgs& a) {
+    BenchParams p;
+    auto pp = int_list("-p", a.prompt);
+    if (!pp) return report(pp.message());
+    auto tg = int_list("-n", a.gen);
+    if (!tg) return report(tg.message());
+    auto th = int_list("-t", a.threads);
+    if (!th) return report(th.message());
+    if (a.reps < 1) return report(fmt::format("-r {} must be >= 1", a.reps));
+    if (a.bw_mib < 1) return report(fmt::format("--bw-mib {} must be >= 1", a.bw_mib));
+    p.n_prompt = *pp, p.n_gen = *tg, p.threads = *th, p.reps = a.reps;
+    p.bandwidth_bytes = uint64_t(a.bw_mib) << 20;
+    auto model = load_model(a.model);
+    if (!model) return report(model.message());
+    const ModelFootprint fp = model_footprint(**model);
+    auto r = run_bench(**model, p, [&](const BenchResult& res) {
+        if (!a.json)
+            std::fprintf(stderr, "%s t=%d: %.2f ± %.2f t/s\n", res.test.c_str(), res.threads,
+                         res.mean_ts, res.sd_ts);
+    });
+    if (!r) return report(r.message());
+    const std::string out = a.json ? bench_json(fp, *r) : bench_markdown(fp, *r);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+}
+
+}  // namespace
+
+void register_bench_command(CLI::App& app, int& exit_code) {
+    auto a = std::make_shared<BenchArgs>();
+    auto* cmd = app.add_subcommand("bench", "measure prompt and generation throughput (llama-bench style)");
+    cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
+    cmd->add_option("-p,--n-prompt", a->prompt, "prompt lengths, comma list (default 512)");
+    cmd->add_option("-n,--n-gen", a->gen, "generation lengths, comma list (default 128)");
+    cmd->add_option("-t,--threads", a->threads, "thread counts, comma list (default: all cores)");
+    cmd->add_option("-r,--repetitions", a->reps, "repetitions per test (default 5)");
+    cmd->add_option("--bw-mib", a->bw_mib, "buffer for the bandwidth measurement, MiB (default 1024)");
+    cmd->add_flag("--json", a->json, "print a JSON array instead of the Markdown table");
+    cmd->callback([a, &exit_code] { exit_code = run_bench_cmd(*a); });
+}
+
+}  // namespace moe::cli

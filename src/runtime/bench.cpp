@@ -1,0 +1,253 @@
+#include "runtime/bench.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+
+#include "models/synth.h"
+#include "runtime/session.h"
+
+namespace moe {
+
+namespace {
+
+double now() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+std::string file_type_name(const ModelSource& src) {
+    const auto id = src.get_int("general.file_type");
+    if (!id) return "";
+    for (const auto& t : synth_file_types())
+        if (int64_t(t.ftype_id) == *id) {
+            std::string s = t.name;
+            for (auto& c : s) c = char(std::toupper(static_cast<unsigned char>(c)));
+            return s;
+        }
+    return "ftype " + std::to_string(*id);
+}
+
+struct Stats {
+    double mean = 0, sd = 0;
+};
+Stats stats(const std::vector<double>& v) {
+    Stats s;
+    if (v.empty()) return s;
+    for (double x : v) s.mean += x;
+    s.mean /= double(v.size());
+    if (v.size() > 1) {
+        double ss = 0;
+        for (double x : v) ss += (x - s.mean) * (x - s.mean);
+        s.sd = std::sqrt(ss / double(v.size() - 1));
+    }
+    return s;
+}
+
+}  // namespace
+
+ModelFootprint model_footprint(const Model& m) {
+    ModelFootprint f;
+    const ModelSource& src = *m.source;
+    f.name = m.config.name.empty() ? m.config.arch : m.config.name;
+    if (auto ft = file_type_name(src); !ft.empty()) f.name += " " + ft;
+    f.file_bytes = src.file_bytes();
+    const auto& moe = m.config.moe;
+    const double frac = moe.n_expert > 0 ? double(moe.n_expert_used) / moe.n_expert : 1.0;
+    const auto names = src.tensor_names();
+    const bool has_output = std::find(names.begin(), names.end(), "output.weight") != names.end();
+    for (const auto& name : names) {
+        auto t = src.tensor(name);
+        if (!t) continue;
+        const uint64_t bytes = uint64_t(t->nbytes()), n = uint64_t(t->shape.numel());
+        f.tensor_bytes += bytes;
+        f.n_params += n;
+        if (name.find("_exps") != std::string::npos) {
+            f.n_active_params += frac * double(n);
+            f.active_bytes_per_token += frac * double(bytes);
+        } else if (name == "token_embd.weight" && has_output) {
+            f.n_active_params += double(n);
+            f.active_bytes_per_token += double(t->row_bytes());
+        } else {
+            f.n_active_params += double(n);
+            f.active_bytes_per_token += double(bytes);
+        }
+    }
+    return f;
+}
+
+double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps) {
+    const int64_t n = int64_t(bytes / 65536 * 65536 / sizeof(uint64_t));
+    if (n <= 0) return 0;
+    std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(n)]);
+    const int nt = pool.size();
+    const int64_t per = (n + nt - 1) / nt;
+    // First touch by the thread that will read the part.
+    pool.parallel_for(nt, [&](int64_t k) {
+        const int64_t b = k * per, e = std::min(n, b + per);
+        for (int64_t i = b; i < e; ++i) buf[size_t(i)] = uint64_t(i);
+    });
+    std::vector<uint64_t> sums(static_cast<size_t>(nt));
+    double best = 1e30;
+    for (int r = 0; r < std::max(1, reps); ++r) {
+        const double t0 = now();
+        pool.parallel_for(nt, [&](int64_t k) {
+            const int64_t b = k * per, e = std::min(n, b + per);
+            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int64_t i = b;
+            for (; i + 4 <= e; i += 4) {
+                s0 += buf[size_t(i)], s1 += buf[size_t(i + 1)];
+                s2 += buf[size_t(i + 2)], s3 += buf[size_t(i + 3)];
+            }
+            for (; i < e; ++i) s0 += buf[size_t(i)];
+            sums[size_t(k)] = s0 + s1 + s2 + s3;
+        });
+        best = std::min(best, now() - t0);
+    }
+    volatile uint64_t sink = 0;
+    for (auto s : sums) sink = sink + s;
+    (void)sink;
+    return double(n) * sizeof(uint64_t) / best;
+}
+
+Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
+                                           const std::function<void(const BenchResult&)>& on_result) {
+    const ModelFootprint fp = model_footprint(m);
+    const int n_vocab = m.config.n_vocab;
+    if (n_vocab < 2) return make_error("the model has no vocabulary");
+    int max_p = 1, max_g = 0;
+    for (int x : p.n_prompt) max_p = std::max(max_p, x);
+    for (int x : p.n_gen) max_g = std::max(max_g, x);
+    for (int x : p.n_prompt)
+        if (x < 0) return make_error("-p {} must be >= 0", x);
+    for (int x : p.n_gen)
+        if (x < 0) return make_error("-n {} must be >= 0", x);
+    if (p.reps < 1) return make_error("-r {} must be >= 1", p.reps);
+    const int n_ctx = std::max(max_p, p.tg_prompt + max_g) + 8;
+    std::vector<BenchResult> out;
+    uint64_t rng = p.seed * 0x9e3779b97f4a7c15ull + 1;
+    auto random_tokens = [&](int n) {
+        std::vector<int32_t> t(static_cast<size_t>(n));
+        for (auto& x : t) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            x = int32_t(1 + rng % uint64_t(n_vocab - 1));
+        }
+        return t;
+    };
+    for (int threads : p.threads) {
+        if (threads < 0) return make_error("-t {} must be >= 0", threads);
+        SessionOptions so;
+        so.n_threads = threads;
+        so.n_ctx = n_ctx;
+        so.n_batch = max_p;
+        Session s(m, so);
+        const int nt = s.pool().size();
+        const double bw = measure_read_bandwidth(s.pool(), p.bandwidth_bytes);
+        // Warm-up: pages in the weights and sizes the buffers.
+        s.reset(0);
+        MOE_TRY(auto w1, s.eval_tokens(random_tokens(std::min(max_p, 32)), false));
+        MOE_TRY(auto w2, s.eval_tokens(random_tokens(1), false));
+        for (int np : p.n_prompt) {
+            if (np <= 0) continue;
+            BenchResult r;
+            r.test = "pp" + std::to_string(np);
+            r.n_prompt = np, r.threads = nt, r.reps = p.reps, r.read_bandwidth = bw;
+            for (int rep = 0; rep < p.reps; ++rep) {
+                s.reset(0);
+                const auto toks = random_tokens(np);
+                const double t0 = now();
+                MOE_TRY(auto lg, s.eval_tokens(toks, false));
+                r.samples_ts.push_back(np / (now() - t0));
+            }
+            const Stats st = stats(r.samples_ts);
+            r.mean_ts = st.mean, r.sd_ts = st.sd;
+            if (on_result) on_result(r);
+            out.push_back(std::move(r));
+        }
+        for (int ng : p.n_gen) {
+            if (ng <= 0) continue;
+            BenchResult r;
+            r.test = "tg" + std::to_string(ng);
+            r.n_gen = ng, r.threads = nt, r.reps = p.reps, r.read_bandwidth = bw;
+            r.bound_ts = fp.active_bytes_per_token > 0 ? bw / fp.active_bytes_per_token : 0;
+            for (int rep = 0; rep < p.reps; ++rep) {
+                s.reset(0);
+                MOE_TRY(auto lp, s.eval_tokens(random_tokens(std::max(1, p.tg_prompt)), false));
+                const auto toks = random_tokens(ng);
+                const double t0 = now();
+                for (int i = 0; i < ng; ++i) {
+                    MOE_TRY(auto lg, s.eval_tokens(std::span<const int32_t>(&toks[size_t(i)], 1), false));
+                }
+                r.samples_ts.push_back(ng / (now() - t0));
+            }
+            const Stats st = stats(r.samples_ts);
+            r.mean_ts = st.mean, r.sd_ts = st.sd;
+            if (on_result) on_result(r);
+            out.push_back(std::move(r));
+        }
+    }
+    return out;
+}
+
+std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResult>& rs) {
+    std::string s =
+        "| model | size | params | active params | threads | test | t/s | bw bound t/s | % of bound |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    for (const auto& r : rs) {
+        std::string bound = "-", pct = "-";
+        if (r.bound_ts > 0) {
+            bound = fmt::format("{:.2f}", r.bound_ts);
+            pct = fmt::format("{:.0f}%", 100.0 * r.mean_ts / r.bound_ts);
+        }
+        s += fmt::format("| {} | {:.2f} GiB | {:.2f} B | {:.2f} B | {} | {} | {:.2f} ± {:.2f} | {} | {} |\n",
+                         f.name, double(f.tensor_bytes) / double(1ull << 30), double(f.n_params) * 1e-9,
+                         f.n_active_params * 1e-9, r.threads, r.test, r.mean_ts, r.sd_ts, bound, pct);
+    }
+    // One line per thread count on the bandwidth measurement.
+    std::vector<int> seen;
+    for (const auto& r : rs) {
+        if (std::find(seen.begin(), seen.end(), r.threads) != seen.end()) continue;
+        seen.push_back(r.threads);
+        s += fmt::format("\nhost read bandwidth ({} threads): {:.2f} GB/s; weights read per token: {:.1f} MiB "
+                         "(all tensors, top_k/n_expert of routed experts, one token_embd row)",
+                         r.threads, r.read_bandwidth * 1e-9, f.active_bytes_per_token / double(1 << 20));
+    }
+    s += "\n";
+    return s;
+}
+
+std::string bench_json(const ModelFootprint& f, const std::vector<BenchResult>& rs) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& r : rs) {
+        nlohmann::json o;
+        o["model"] = f.name;
+        o["size_bytes"] = f.tensor_bytes;
+        o["file_bytes"] = f.file_bytes;
+        o["n_params"] = f.n_params;
+        o["n_active_params"] = f.n_active_params;
+        o["threads"] = r.threads;
+        o["test"] = r.test;
+        o["n_prompt"] = r.n_prompt;
+        o["n_gen"] = r.n_gen;
+        o["reps"] = r.reps;
+        o["tokens_per_second"] = r.mean_ts;
+        o["tokens_per_second_sd"] = r.sd_ts;
+        o["samples_ts"] = r.samples_ts;
+        o["read_bandwidth_gbs"] = r.read_bandwidth * 1e-9;
+        o["active_bytes_per_token"] = f.active_bytes_per_token;
+        if (r.bound_ts > 0) {
+            o["bound_tokens_per_second"] = r.bound_ts;
+            o["percent_of_bound"] = 100.0 * r.mean_ts / r.bound_ts;
+        } else {
+            o["bound_tokens_per_second"] = nullptr;
+            o["percent_of_bound"] = nullptr;
+        }
+        arr.push_back(std::move(o));
+    }
+    return arr.dump(2) + "\n";
+}
+
+}  // namespace moe

@@ -1,0 +1,64 @@
+// Throughput benchmark in the manner of the upstream llama-bench: "pp<N>" evaluates N random
+// tokens in one batch on a fresh KV cache; "tg<N>" generates N tokens one at a time after a
+// short prompt. Each test runs `reps` times after a warm-up; the mean and standard deviation of
+// tokens/s are reported. For generation, the memory-bandwidth bound is reported too: the host's
+// read bandwidth (multi-threaded streaming read of a large buffer, same thread count, measured
+// in the same run) divided by the weight bytes one token must read (see ModelFootprint).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "core/thread_pool.h"
+#include "models/model.h"
+
+namespace moe {
+
+// What one token costs in weights. Convention: every tensor is read in full once per token,
+// except routed experts (tensors named *_exps, weights and biases), of which top_k / n_expert is
+// read, and token_embd, of which one row is read (unless it doubles as the output head). KV cache
+// and activations are not counted. Parameters count the same way except that token_embd counts
+// in full (the vendors' "active parameters" convention).
+struct ModelFootprint {
+    std::string name;            // "OLMoE-1B-7B (synthetic) Q4_K_M"
+    uint64_t file_bytes = 0;
+    uint64_t tensor_bytes = 0;   // sum of tensor data
+    uint64_t n_params = 0;
+    double n_active_params = 0;
+    double active_bytes_per_token = 0;
+};
+ModelFootprint model_footprint(const Model& m);
+
+// Best-of-`reps` bandwidth in bytes/s of reading `bytes` (rounded down to 64 KiB multiples) with
+// every thread of the pool streaming its own contiguous part.
+double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps = 3);
+
+struct BenchParams {
+    std::vector<int> n_prompt{512};  // pp tests (0s are skipped)
+    std::vector<int> n_gen{128};     // tg tests (0s are skipped)
+    std::vector<int> threads{0};     // 0: hardware concurrency
+    int reps = 5;
+    int tg_prompt = 8;               // untimed prompt before each generation run
+    uint64_t bandwidth_bytes = uint64_t(1) << 30;
+    uint64_t seed = 1;
+};
+
+struct BenchResult {
+    std::string test;  // "pp512", "tg128"
+    int n_prompt = 0, n_gen = 0, threads = 0, reps = 0;
+    std::vector<double> samples_ts;
+    double mean_ts = 0, sd_ts = 0;
+    double read_bandwidth = 0;   // bytes/s, for the same thread count
+    double bound_ts = 0;         // tg only: read_bandwidth / active_bytes_per_token
+};
+
+Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
+                                           const std::function<void(const BenchResult&)>& on_result = {});
+
+std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResult>& r);
+std::string bench_json(const ModelFootprint& f, const std::vector<BenchResult>& r);
+
+}  // namespace moe
