@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     moe::cli::register_chat_command(app, exit_code);
     moe::cli::register_logits_command(app, exit_code);
+    moe::cli::register_inspect_command(app, exit_code);
+    moe::cli::register_eval_command(app, exit_code);
     moe::cli::register_run_command(app, exit_code);
     moe::cli::register_tokenize_command(app, exit_code);
     moe::cli::register_synth_command(app, exit_code);

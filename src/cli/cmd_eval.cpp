@@ -1,0 +1,219 @@
+// `moeinfer eval -m MODEL -f TEXT [-c 512] [--stride S] [--ref MODEL2] [-t N] [--json]`:
+// perplexity with the upstream tool's method (windows of -c tokens, second half scored), and
+// with --ref the KL divergence and top-1 agreement against a model of the same vocabulary, plus
+// routing variance (expert sets that differ vs --ref, and batch 1 vs one batch).
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "analysis/perplexity.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "models/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace moe::cli {
+namespace {
+
+struct EvalArgs {
+    std::string model, file, ref;
+    int n_ctx = 512, stride = 0, threads = 0, chunks = 0, b1_chunks = 1;
+    bool json = false;
+};
+
+Result<std::string> read_text(const std::string& path) {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!f) return make_error("cannot read '{}': {}", path, std::strerror(errno));
+    std::string out;
+    char buf[1 << 16];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f.get())) > 0;) out.append(buf, n);
+    if (std::ferror(f.get())) return make_error("cannot read '{}'", path);
+    return out;
+}
+
+// The two models must share a vocabulary: same size and, where both list them, same tokens.
+Result<void> check_same_vocab(const Model& a, const Model& b) {
+    if (a.config.n_vocab != b.config.n_vocab)
+        return make_error("--ref has a vocabulary of {} tokens, the model {}: they must match",
+                          b.config.n_vocab, a.config.n_vocab);
+    const gguf::Array* ta = a.source ? a.source->get_array("tokenizer.ggml.tokens") : nullptr;
+    const gguf::Array* tb = b.source ? b.source->get_array("tokenizer.ggml.tokens") : nullptr;
+    if (ta && tb) {
+        if (ta->items.size() != tb->items.size())
+            return make_error("--ref's tokenizer has {} tokens, the model's {}", tb->items.size(),
+                              ta->items.size());
+        for (size_t i = 0; i < ta->items.size(); ++i) {
+            const std::string* x = ta->items[i].as_string();
+            const std::string* y = tb->items[i].as_string();
+            if (x && y && *x != *y)
+                return make_error("--ref's vocabulary differs from the model's at token {}", i);
+        }
+    }
+    return {};
+}
+
+class ProgressBar {
+public:
+    explicit ProgressBar(bool enabled) : on_(enabled), tty_(isatty(fileno(stderr))), t0_(now_seconds()) {}
+    void update(const PerplexityProgress& p) {
+        if (!on_) return;
+        const int width = 30;
+        const int filled = p.n_windows ? width * p.window / p.n_windows : width;
+        const double el = now_seconds() - t0_;
+        const double eta = p.window ? el / p.window * (p.n_windows - p.window) : 0;
+        std::string bar(size_t(filled), '#');
+        bar.resize(size_t(width), '.');
+        fmt::print(stderr, "{}[{}] window {}/{}  PPL {:.4f}  ({} tokens scored, {:.1f}s, ETA {:.0f}s){}",
+                   tty_ ? "\r" : "", bar, p.window, p.n_windows, p.ppl, p.n_scored, el, eta,
+                   tty_ ? "" : "\n");
+        if (tty_ && p.window == p.n_windows) fmt::print(stderr, "\n");
+        std::fflush(stderr);
+    }
+
+private:
+    bool on_, tty_;
+    double t0_;
+};
+
+std::string share(const RoutingDiff& d) {
+    if (!d.available) return "n/a (" + d.why_not + ")";
+    return fmt::format("{:.3f}% ({} of {} (MoE layer, token))", d.share() * 100.0, d.differing,
+                       d.compared);
+}
+
+nlohmann::json routing_json(const RoutingDiff& d) {
+    nlohmann::json j = {{"available", d.available}};
+    if (!d.available) {
+        j["reason"] = d.why_not;
+        return j;
+    }
+    j["compared"] = d.compared;
+    j["differing"] = d.differing;
+    j["share"] = d.share();
+    return j;
+}
+
+int run_eval(const EvalArgs& a) {
+    auto text = read_text(a.file);
+    if (!text) return report(text.message());
+    if (text->empty()) return report(fmt::format("'{}' is empty: nothing to evaluate", a.file));
+    if (a.n_ctx < 4) return report(fmt::format("context -c {} is too small (at least 4)", a.n_ctx));
+    if (a.stride < 0 || a.stride >= a.n_ctx)
+        return report(fmt::format("--stride {} must be in [1, {}]", a.stride, a.n_ctx - 1));
+    auto model = load_model(a.model);
+    if (!model) return report(model.message());
+    const Model& m = **model;
+    auto tok = Tokenizer::from_source(*m.source);
+    if (!tok) return report(fmt::format("{}: {}", a.model, tok.message()));
+    std::unique_ptr<Model> ref;
+    if (!a.ref.empty()) {
+        auto r = load_model(a.ref);
+        if (!r) return report(r.message());
+        ref = std::move(*r);
+        if (auto v = check_same_vocab(m, *ref); !v) return report(v.message());
+    }
+
+    const std::vector<int32_t> ids = (*tok)->encode(*text, /*add_bos=*/true, false);
+    PerplexityOptions opt;
+    opt.n_ctx = a.n_ctx;
+    opt.stride = a.stride;
+    opt.bos = (*tok)->add_bos() ? (*tok)->bos() : -1;
+    opt.max_windows = a.chunks;
+    opt.batch1_windows = a.b1_chunks;
+    opt.n_threads = a.threads;
+    auto plan = plan_windows(int64_t(ids.size()), opt);
+    if (!plan) return report(plan.message());
+    fmt::print(stderr, "{}: {} tokens, {} windows of {}{}, {} predictions scored\n", a.file,
+               ids.size(), plan->n_windows, a.n_ctx,
+               a.stride ? fmt::format(" every {}", a.stride) : std::string(), plan->n_scored);
+
+    ProgressBar bar(true);
+    const double t0 = now_seconds();
+    auto res = evaluate_perplexity(m, ref.get(), ids, opt,
+                                   [&bar](const PerplexityProgress& p) { bar.update(p); });
+    if (!res) return report(res.message());
+    const PerplexityResult& r = *res;
+    const double secs = now_seconds() - t0;
+
+    if (a.json) {
+        nlohmann::json j;
+        j["model"] = a.model;
+        j["file"] = a.file;
+        j["n_ctx"] = a.n_ctx;
+        j["stride"] = a.stride;
+        j["n_tokens"] = r.n_tokens;
+        j["n_windows"] = r.n_windows;
+        j["n_scored"] = r.n_scored;
+        j["nll"] = r.nll;
+        j["ppl"] = r.ppl;
+        j["ppl_stderr"] = r.ppl_stderr;
+        j["window_ppl"] = r.window_ppl;
+        j["seconds"] = secs;
+        if (r.has_ref) {
+            j["ref"] = a.ref;
+            j["ref_ppl"] = r.ref_ppl;
+            j["ref_ppl_stderr"] = r.ref_ppl_stderr;
+            j["kl_mean"] = r.kl_mean;
+            j["kl_stderr"] = r.kl_stderr;
+            j["kl_p99"] = r.kl_p99;
+            j["kl_max"] = r.kl_max;
+            j["top1_agreement"] = r.top1_agreement;
+            j["routing_vs_ref"] = routing_json(r.routing_vs_ref);
+        }
+        nlohmann::json b1 = routing_json(r.routing_batch1);
+        b1["windows"] = r.batch1_windows;
+        if (r.batch1_windows > 0) {
+            b1["max_abs_logit_diff"] = r.batch1_max_abs_logit_diff;
+            b1["top1_agreement"] = r.batch1_top1_agreement;
+        }
+        j["routing_batch1_vs_batch"] = b1;
+        fmt::print("{}\n", j.dump(2));
+        return 0;
+    }
+
+    fmt::print("PPL = {:.4f} +/- {:.5f}  ({} predictions in {} windows of {}, {:.1f}s)\n", r.ppl,
+               r.ppl_stderr, r.n_scored, r.n_windows, a.n_ctx, secs);
+    if (r.has_ref) {
+        fmt::print("reference PPL = {:.4f} +/- {:.5f}  ({})\n", r.ref_ppl, r.ref_ppl_stderr, a.ref);
+        fmt::print("KL divergence (ref || model): mean {:.6f} +/- {:.6f}, 99th percentile {:.6f}, "
+                   "max {:.6f}\n",
+                   r.kl_mean, r.kl_stderr, r.kl_p99, r.kl_max);
+        fmt::print("top-1 agreement with ref: {:.3f}%\n", r.top1_agreement * 100.0);
+        fmt::print("routing differs from ref: {}\n", share(r.routing_vs_ref));
+    }
+    if (r.batch1_windows > 0) {
+        fmt::print("routing, batch 1 vs one batch ({} window{}): {}\n", r.batch1_windows,
+                   r.batch1_windows == 1 ? "" : "s", share(r.routing_batch1));
+        fmt::print("logits, batch 1 vs one batch: max |diff| {:.3g}, top-1 agreement {:.3f}%\n",
+                   r.batch1_max_abs_logit_diff, r.batch1_top1_agreement * 100.0);
+    }
+    return 0;
+}
+
+}  // namespace
+
+void register_eval_command(CLI::App& app, int& exit_code) {
+    auto a = std::make_shared<EvalArgs>();
+    auto* cmd = app.add_subcommand("eval", "perplexity of a text; KL and routing vs a reference");
+    cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
+    cmd->add_option("-f,--file", a->file, "text file (read as raw bytes)")->required();
+    cmd->add_option("-c,--ctx", a->n_ctx, "window length in tokens (default 512)");
+    cmd->add_option("--stride", a->stride,
+                    "overlapping windows every S tokens, scoring each window's last S");
+    cmd->add_option("--ref", a->ref, "reference model with the same vocabulary (e.g. the f16)");
+    cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
+    cmd->add_option("--chunks", a->chunks, "evaluate at most this many windows (default all)");
+    cmd->add_option("--b1-chunks", a->b1_chunks,
+                    "windows also evaluated token by token for routing variance (default 1, "
+                    "-1 all, 0 none)");
+    cmd->add_flag("--json", a->json, "print one JSON object");
+    cmd->callback([a, &exit_code] { exit_code = run_eval(*a); });
+}
+
+}  // namespace moe::cli

@@ -1,0 +1,225 @@
+// Parameter accounting (`inspect`): presets against the vendors' published totals and active
+// counts, files against the sum of their tensors and the Hugging Face count, and the CLI contract.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "analysis/params.h"
+#include "fixtures.h"
+#include "formats/metadata_source.h"
+#include "models/model.h"
+#include "models/presets.h"
+#include "runtime/session.h"
+
+namespace moe {
+namespace {
+
+struct Run {
+    int code;
+    std::string out;  // stdout (+ stderr when merged)
+};
+
+Run run(const std::string& args, bool merge_stderr = true) {
+    const std::string cmd =
+        std::string(MOE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    std::array<char, 4096> buf{};
+    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+    const int st = pclose(p);
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
+}
+
+TEST(Params, ClassifiesTensorNames) {
+    EXPECT_EQ(classify_tensor("token_embd.weight"), ParamRole::Embedding);
+    EXPECT_EQ(classify_tensor("output.weight"), ParamRole::Output);
+    EXPECT_EQ(classify_tensor("output_norm.weight"), ParamRole::Small);
+    EXPECT_EQ(classify_tensor("blk.0.attn_q.weight"), ParamRole::Attention);
+    EXPECT_EQ(classify_tensor("blk.0.attn_kv_a_mqa.weight"), ParamRole::Attention);
+    EXPECT_EQ(classify_tensor("blk.0.attn_k_b.weight"), ParamRole::Attention);
+    EXPECT_EQ(classify_tensor("blk.0.attn_q.bias"), ParamRole::Small);
+    EXPECT_EQ(classify_tensor("blk.0.attn_q_a_norm.weight"), ParamRole::Small);
+    EXPECT_EQ(classify_tensor("blk.0.attn_sinks.weight"), ParamRole::Small);
+    EXPECT_EQ(classify_tensor("blk.1.ffn_gate_exps.weight"), ParamRole::RoutedExperts);
+    EXPECT_EQ(classify_tensor("blk.1.ffn_down_exps.bias"), ParamRole::RoutedExperts);
+    EXPECT_EQ(classify_tensor("blk.1.ffn_gate.3.weight"), ParamRole::RoutedExperts);
+    EXPECT_EQ(classify_tensor("blk.1.ffn_up_shexp.weight"), ParamRole::SharedExperts);
+    EXPECT_EQ(classify_tensor("blk.1.ffn_gate_inp_shexp.weight"), ParamRole::Small);
+    EXPECT_EQ(classify_tensor("blk.1.ffn_gate_inp.weight"), ParamRole::Small);
+    EXPECT_EQ(classify_tensor("blk.1.exp_probs_b.bias"), ParamRole::Small);
+    EXPECT_EQ(classify_tensor("blk.0.ffn_down.weight"), ParamRole::DenseFfn);
+    EXPECT_EQ(tensor_layer("blk.12.ffn_up.weight"), 12);
+    EXPECT_EQ(tensor_layer("token_embd.weight"), -1);
+}
+
+TEST(Params, PresetsMatchPublishedFigures) {
+    int checked = 0;
+    for (const Preset& p : presets()) {
+        if (p.published_total_b <= 0) continue;
+        auto m = plan_model(preset_source(p));
+        ASSERT_TRUE(m.ok()) << p.name << ": " << m.message();
+        auto r = count_planned_params(**m, p.tied_embeddings, published_storage(p.arch));
+        ASSERT_TRUE(r.ok()) << r.message();
+        const double total = double(r->total) / 1e9, active = double(r->active()) / 1e9;
+        const double incl = double(r->active_incl_embd) / 1e9,
+                     excl = double(r->active_excl_embd) / 1e9;
+        std::printf("  %-22s total %8.3fB (pub %6.1fB, %+5.1f%%)  active %7.3fB (pub %5.1fB, "
+                    "%+5.1f%%)  [incl embd %.3fB, excl %.3fB]\n",
+                    p.name.c_str(), total, p.published_total_b,
+                    (total / p.published_total_b - 1) * 100, active, p.published_active_b,
+                    (active / p.published_active_b - 1) * 100, incl, excl);
+        EXPECT_NEAR(total / p.published_total_b, 1.0, 0.025) << p.name << " total";
+        if (p.published_active_b > 0)
+            EXPECT_NEAR(active / p.published_active_b, 1.0, 0.025) << p.name << " active";
+        EXPECT_LE(r->active_excl_embd, r->active_incl_embd);
+        EXPECT_LE(r->active(), r->total);
+        if ((*m)->config.moe.n_expert > 0) EXPECT_LT(r->active(), r->total);
+        ++checked;
+    }
+    EXPECT_GE(checked, 1);
+}
+
+TEST(Params, PublishedStorageOfGptOssKeepsExpertsInMxfp4) {
+    const StoragePolicy p = published_storage("gpt-oss");
+    ASSERT_TRUE(p.expert_type.has_value());
+    EXPECT_EQ(*p.expert_type, DType::MXFP4);
+    EXPECT_EQ(published_storage("qwen3moe").matrix_type, DType::BF16);
+    EXPECT_TRUE(publisher_counts_embedding("qwen3moe"));
+    EXPECT_FALSE(publisher_counts_embedding("gpt-oss"));
+    EXPECT_FALSE(publisher_counts_embedding("deepseek2"));
+}
+
+class ParamsOfFile : public testing::TestWithParam<std::string> {};
+
+// The total of a file is the sum of its tensors' elements, equal to the Hugging Face count of
+// these untied models; the plan of the same metadata counts the same; active follows top-k.
+TEST_P(ParamsOfFile, TotalIsSumOfTensorsAndHfCount) {
+    const std::string name = GetParam();
+    auto src = open_model_source(test::gguf_path(name, "f32"));
+    ASSERT_TRUE(src.ok()) << src.message();
+    auto model = load_model(*src);
+    ASSERT_TRUE(model.ok()) << model.message();
+    const ModelConfig& c = (*model)->config;
+    const ParamReport r = count_source_params(**src, c);
+    int64_t sum = 0;
+    uint64_t bytes = 0;
+    for (const auto& n : (*src)->tensor_names()) {
+        sum += (*src)->tensor(n)->shape.numel();
+        bytes += uint64_t((*src)->tensor(n)->nbytes());
+    }
+    EXPECT_EQ(r.total, sum);
+    EXPECT_EQ(r.weight_bytes, bytes);
+    // DeepSeek-V3's selection bias (exp_probs_b) is a registered buffer in HF, not a parameter.
+    int64_t buffers = 0;
+    for (const auto& t : r.tensors)
+        if (t.name.find("exp_probs_b") != std::string::npos) buffers += t.numel;
+    EXPECT_EQ(r.total - buffers, test::load_ref(name)["n_params"].get<int64_t>());
+    EXPECT_FALSE(r.tied_embeddings);
+    int64_t role_sum = 0;
+    for (const auto& rc : r.roles) role_sum += rc.total;
+    EXPECT_EQ(role_sum, r.total);
+
+    // Active = all but routed experts + k/E of them; the embedding convention differs by one table.
+    const auto& routed = r.role(ParamRole::RoutedExperts);
+    if (c.moe.n_expert > 0) {
+        EXPECT_GT(routed.total, 0);
+        EXPECT_EQ(routed.active * c.moe.n_expert, routed.total * c.moe.n_expert_used);
+    }
+    EXPECT_EQ(r.active_incl_embd, r.total - routed.total + routed.active);
+    EXPECT_EQ(r.active_incl_embd - r.active_excl_embd, r.role(ParamRole::Embedding).total);
+    EXPECT_EQ(r.role(ParamRole::Embedding).total, int64_t(c.n_vocab) * c.n_embd);
+    if (c.n_moe_layers() < c.n_layer) EXPECT_GT(r.role(ParamRole::DenseFfn).total, 0);
+    if (c.moe.n_ff_shexp > 0) EXPECT_GT(r.role(ParamRole::SharedExperts).total, 0);
+
+    // The plan of the metadata alone counts exactly the same tensors.
+    auto planned = plan_model(std::make_shared<MetadataSource>("meta", (*src)->metadata()));
+    ASSERT_TRUE(planned.ok()) << planned.message();
+    auto pr = count_planned_params(**planned, false, StoragePolicy{DType::F32, std::nullopt});
+    ASSERT_TRUE(pr.ok()) << pr.message();
+    EXPECT_EQ(pr->total, r.total);
+    EXPECT_EQ(pr->active_incl_embd, r.active_incl_embd);
+    EXPECT_EQ(pr->weight_bytes, r.weight_bytes);  // all f32
+
+    // The KV estimate is what a session allocates.
+    SessionOptions so;
+    so.n_ctx = 64;
+    so.n_threads = 1;
+    Session s(**model, so);
+    EXPECT_EQ(kv_cache_bytes(c, 64), s.kv_bytes());
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ParamsOfFile,
+                         testing::Values("llama", "mixtral", "qwen2moe", "qwen3moe", "olmoe",
+                                         "deepseek2", "deepseek3", "gptoss"));
+
+TEST(Params, QuantizedFileBitsPerWeight) {
+    auto src = open_model_source(test::gguf_path("mixtral-wide", "q4_k_m"));
+    ASSERT_TRUE(src.ok()) << src.message();
+    auto m = plan_model(std::make_shared<MetadataSource>("meta", (*src)->metadata()));
+    ASSERT_TRUE(m.ok()) << m.message();
+    const ParamReport r = count_source_params(**src, (*m)->config);
+    EXPECT_GT(r.types.size(), 1u);
+    EXPECT_GT(r.bits_per_weight(), 4.0);
+    EXPECT_LT(r.bits_per_weight(), 8.0);
+    EXPECT_LE(r.weight_bytes, (*src)->file_bytes());
+    for (const auto& t : r.types)
+        if (t.dtype == DType::Q4_K) EXPECT_NEAR(t.bits_per_weight(), 4.5, 1e-9);
+}
+
+TEST(Params, MeminfoParses) {
+    const std::string p =
+        (std::filesystem::temp_directory_path() / "moeinfer_test_meminfo").string();
+    std::ofstream(p) << "MemTotal:       16000 kB\nMemFree: 100 kB\nMemAvailable:    8000 kB\n";
+    auto mi = read_meminfo(p);
+    ASSERT_TRUE(mi.has_value());
+    EXPECT_EQ(mi->total, 16000u * 1024u);
+    EXPECT_EQ(mi->available, 8000u * 1024u);
+    EXPECT_FALSE(read_meminfo("/nonexistent/meminfo").has_value());
+}
+
+TEST(InspectCli, JsonOfFileAndPreset) {
+    auto r = run("inspect " + test::gguf_path("qwen2moe", "f32") + " --json -c 128 --vram 1",
+                 false);
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["total_params"].get<int64_t>(), test::load_ref("qwen2moe")["n_params"].get<int64_t>());
+    EXPECT_LT(j["active_params"].get<int64_t>(), j["total_params"].get<int64_t>());
+    EXPECT_TRUE(j["breakdown"].contains("routed_experts"));
+    EXPECT_TRUE(j["breakdown"].contains("shared_experts"));
+    EXPECT_TRUE(j["memory"]["vram"]["fits"].get<bool>());
+
+    const Preset& p = presets().front();
+    r = run("inspect --like " + p.name + " --json", false);
+    ASSERT_EQ(r.code, 0) << r.out;
+    j = nlohmann::json::parse(r.out);
+    EXPECT_GT(j["total_params"].get<int64_t>(), 0);
+    EXPECT_GT(j["active_params"].get<int64_t>(), 0);
+    EXPECT_TRUE(j["total_params"].is_number_integer());
+    EXPECT_TRUE(j["active_params"].is_number_integer());
+
+    r = run("inspect --like " + p.name + " --type q8_0 -c 1024 --vram 0.001");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("q8_0"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("does NOT fit"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("active per token"), std::string::npos) << r.out;
+}
+
+TEST(InspectCli, ErrorsAreOneLineAndNonZero) {
+    for (const std::string& args :
+         {std::string("inspect /nonexistent.gguf"), std::string("inspect"),
+          std::string("inspect --like no-such-preset"),
+          "inspect --like " + presets().front().name + " --type q9_z",
+          "inspect " + test::gguf_path("llama", "f32") + " --type bf16",
+          "inspect " + test::fixtures_dir() + "/README.md"}) {
+        const auto r = run(args);
+        EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
+        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
+        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n" << r.out;
+    }
+}
+
+}  // namespace
+}  // namespace moe
