@@ -25,6 +25,7 @@ struct EvalArgs {
     std::string model, file, ref;
     int n_ctx = 512, stride = 0, threads = 0, chunks = 0, b1_chunks = 1;
     bool json = false;
+    bool bos_chunks = false;
 };
 
 Result<std::string> read_text(const std::string& path) {
@@ -119,11 +120,26 @@ int run_eval(const EvalArgs& a) {
         if (auto v = check_same_vocab(m, *ref); !v) return report(v.message());
     }
 
-    const std::vector<int32_t> ids = (*tok)->encode(*text, /*add_bos=*/true, false);
+    std::vector<int32_t> ids = (*tok)->encode(*text, /*add_bos=*/!a.bos_chunks, false);
     PerplexityOptions opt;
     opt.n_ctx = a.n_ctx;
     opt.stride = a.stride;
     opt.bos = (*tok)->add_bos() ? (*tok)->bos() : -1;
+    if (a.bos_chunks) {
+        // Chunks of n_ctx tokens, each evaluated as [BOS] + chunk[:-1] with every chunk token
+        // scored: windows of n_ctx + 1 tokens [BOS, chunk...] scored from position 0.
+        if ((*tok)->bos() < 0) return report("--bos-chunks: the vocabulary has no BOS token");
+        if (a.stride) return report("--bos-chunks and --stride cannot be combined");
+        std::vector<int32_t> stream;
+        for (size_t i = 0; i + size_t(a.n_ctx) <= ids.size(); i += size_t(a.n_ctx)) {
+            stream.push_back((*tok)->bos());
+            stream.insert(stream.end(), ids.begin() + long(i), ids.begin() + long(i) + a.n_ctx);
+        }
+        ids = std::move(stream);
+        opt.n_ctx = a.n_ctx + 1;
+        opt.score_from = 0;
+        opt.bos = (*tok)->bos();
+    }
     opt.max_windows = a.chunks;
     opt.batch1_windows = a.b1_chunks;
     opt.n_threads = a.threads;
@@ -213,6 +229,9 @@ void register_eval_command(CLI::App& app, int& exit_code) {
                     "windows also evaluated token by token for routing variance (default 1, "
                     "-1 all, 0 none)");
     cmd->add_flag("--json", a->json, "print one JSON object");
+    cmd->add_flag("--bos-chunks", a->bos_chunks,
+                  "score every token of consecutive -c token chunks, each run as [BOS] + chunk "
+                  "(the protocol of models/README.md)");
     cmd->callback([a, &exit_code] { exit_code = run_eval(*a); });
 }
 
