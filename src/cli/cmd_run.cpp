@@ -67,13 +67,7 @@ void register_run_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
     cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)");
     cmd->add_option("--override-kv", a->overrides, "override metadata: KEY=TYPE:VALUE (int|float|bool|str)");
-    cmd->add_option("--seed", a->sp.seed, "random seed");
-    cmd->add_option("--temp", a->sp.temp, "temperature (0 = greedy)");
-    cmd->add_option("--top-k", a->sp.top_k, "top-k (0 = off)");
-    cmd->add_option("--top-p", a->sp.top_p, "top-p (1 = off)");
-    cmd->add_option("--min-p", a->sp.min_p, "min-p (0 = off)");
-    cmd->add_option("--repeat-penalty", a->sp.repeat_penalty, "repetition penalty (1 = off)");
-    cmd->add_option("--repeat-last-n", a->sp.repeat_last_n, "tokens the penalty looks back at");
+    add_sampling_options(cmd, a->sp);
     cmd->callback([a, &exit_code] { exit_code = run_generate(*a); });
 }
 

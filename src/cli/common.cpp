@@ -48,6 +48,16 @@ Result<std::vector<int32_t>> parse_token_list(const std::string& s) {
     return out;
 }
 
+void add_sampling_options(CLI::App* cmd, SamplerParams& sp) {
+    cmd->add_option("--seed", sp.seed, "random seed");
+    cmd->add_option("--temp", sp.temp, "temperature (0 = greedy)");
+    cmd->add_option("--top-k", sp.top_k, "top-k (0 = off)");
+    cmd->add_option("--top-p", sp.top_p, "top-p (1 = off)");
+    cmd->add_option("--min-p", sp.min_p, "min-p (0 = off)");
+    cmd->add_option("--repeat-penalty", sp.repeat_penalty, "repetition penalty (1 = off)");
+    cmd->add_option("--repeat-last-n", sp.repeat_last_n, "tokens the penalty looks back at");
+}
+
 double now_seconds() {
     using namespace std::chrono;
     return duration<double>(steady_clock::now().time_since_epoch()).count();

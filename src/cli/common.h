@@ -1,6 +1,7 @@
 // Helpers shared by the subcommands: error reporting, the bundled default model, token lists.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "runtime/sampler.h"
 
 namespace moe::cli {
 
@@ -19,6 +21,9 @@ std::string default_model_path(const char* file = "demo-moe.gguf");
 
 // "1,2,3" -> {1, 2, 3}; rejects empty items and non-numbers.
 Result<std::vector<int32_t>> parse_token_list(const std::string& s);
+
+// --seed, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n.
+void add_sampling_options(CLI::App* cmd, SamplerParams& sp);
 
 // Seconds since an arbitrary epoch (monotonic).
 double now_seconds();

@@ -25,21 +25,9 @@ Result<void> load_gpt_oss(const ModelSource& src, Model& m) {
     c.attn.assign(size_t(c.n_layer), attn);
     for (int il = 0; il < c.n_layer; il += 2) c.attn[size_t(il)].sliding_window = window;
 
-    TensorBinder tb(src, m);
-    bind_globals(tb, m);
-    m.layers.resize(size_t(c.n_layer));
-    for (int il = 0; il < c.n_layer; ++il) {
-        LayerWeights& L = m.layers[size_t(il)];
-        L.attn_norm = tb.req_f32(blk(il, "attn_norm.weight"), {c.n_embd});
-        bind_attention(tb, il, attn, c.n_embd, {.qkv_bias = true, .o_bias = true, .sinks = true},
-                       L.attn);
-        L.ffn_norm = tb.req_f32(blk(il, "post_attention_norm.weight"), {c.n_embd});
-        L.is_moe = true;
-        c.is_moe[size_t(il)] = 1;
-        bind_moe(tb, il, c.moe, c.n_embd, {.router_bias = true, .expert_bias = true}, L.moe);
-    }
-    if (!tb.ok()) return make_error("{}", tb.error());
-    return {};
+    return bind_standard_layers(src, m, {.attn = {.qkv_bias = true, .o_bias = true, .sinks = true},
+                                          .moe = {.router_bias = true, .expert_bias = true},
+                                          .ffn_norm = "post_attention_norm.weight"});
 }
 
 }  // namespace moe

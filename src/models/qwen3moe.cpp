@@ -18,21 +18,7 @@ Result<void> load_qwen3moe(const ModelSource& src, Model& m) {
     if (hp.ok() && c.moe.n_expert == 0) hp.fail("missing metadata key 'qwen3moe.expert_count'");
     if (!hp.ok()) return make_error("{}", hp.error());
     c.attn.assign(size_t(c.n_layer), attn);
-
-    TensorBinder tb(src, m);
-    bind_globals(tb, m);
-    m.layers.resize(size_t(c.n_layer));
-    for (int il = 0; il < c.n_layer; ++il) {
-        LayerWeights& L = m.layers[size_t(il)];
-        L.attn_norm = tb.req_f32(blk(il, "attn_norm.weight"), {c.n_embd});
-        bind_attention(tb, il, attn, c.n_embd, {}, L.attn);
-        L.ffn_norm = tb.req_f32(blk(il, "ffn_norm.weight"), {c.n_embd});
-        L.is_moe = true;
-        c.is_moe[size_t(il)] = 1;
-        bind_moe(tb, il, c.moe, c.n_embd, {}, L.moe);
-    }
-    if (!tb.ok()) return make_error("{}", tb.error());
-    return {};
+    return bind_standard_layers(src, m, {});
 }
 
 }  // namespace moe

@@ -116,6 +116,27 @@ void bind_moe(TensorBinder& tb, int il, const MoeConfig& c, int n_embd, const Mo
     }
 }
 
+Result<void> bind_standard_layers(const ModelSource& src, Model& m, const StandardLayerSpec& spec) {
+    ModelConfig& c = m.config;
+    TensorBinder tb(src, m);
+    bind_globals(tb, m);
+    m.layers.resize(size_t(c.n_layer));
+    for (int il = 0; il < c.n_layer; ++il) {
+        LayerWeights& L = m.layers[size_t(il)];
+        L.attn_norm = tb.req_f32(blk(il, "attn_norm.weight"), {c.n_embd});
+        bind_attention(tb, il, c.attn[size_t(il)], c.n_embd, spec.attn, L.attn);
+        L.ffn_norm = tb.req_f32(blk(il, spec.ffn_norm), {c.n_embd});
+        L.is_moe = c.moe.n_expert > 0;
+        c.is_moe[size_t(il)] = L.is_moe;
+        if (L.is_moe)
+            bind_moe(tb, il, c.moe, c.n_embd, spec.moe, L.moe);
+        else
+            bind_ffn(tb, il, c.n_ff, c.n_embd, "", L.ffn);
+    }
+    if (!tb.ok()) return make_error("{}", tb.error());
+    return {};
+}
+
 void bind_globals(TensorBinder& tb, Model& m) {
     const auto& c = m.config;
     m.token_embd = tb.req("token_embd.weight", {c.n_vocab, c.n_embd});

@@ -31,6 +31,16 @@ struct MoeTensors {
 void bind_moe(TensorBinder& tb, int il, const MoeConfig& c, int n_embd, const MoeTensors& spec,
               MoeWeights& w);
 
+// How a family lays out a standard (GQA attention) layer beyond its configs.
+struct StandardLayerSpec {
+    AttnTensors attn;
+    MoeTensors moe;
+    const char* ffn_norm = "ffn_norm.weight";  // gpt-oss names it post_attention_norm
+};
+// Binds the globals and every layer: attn_norm, attention (c.attn[il]), the FFN norm, and the MoE
+// block when c.moe has experts, else the dense FFN of width c.n_ff.
+Result<void> bind_standard_layers(const ModelSource& src, Model& m, const StandardLayerSpec& spec);
+
 // token_embd, output_norm, output (tied to token_embd when absent).
 void bind_globals(TensorBinder& tb, Model& m);
 
