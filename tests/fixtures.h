@@ -4,12 +4,22 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 namespace moe::test {
+
+// A per-process temporary path, so concurrent runs of the suite never share a file.
+inline std::string temp_path(const std::string& name) {
+    return (std::filesystem::temp_directory_path() /
+            ("moeinfer_" + std::to_string(::getpid()) + "_" + name))
+        .string();
+}
 
 inline std::string fixtures_dir() { return MOE_FIXTURES_DIR; }
 inline std::string model_dir(const std::string& name) { return fixtures_dir() + "/models/" + name; }

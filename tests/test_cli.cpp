@@ -26,7 +26,7 @@ Run run(const std::string& args) {
 }
 
 std::string tmp(const std::string& n) {
-    return (std::filesystem::temp_directory_path() / ("moeinfer_cli_" + n)).string();
+    return test::temp_path("cli_" + n);
 }
 
 std::string token_list(const nlohmann::json& ids) {

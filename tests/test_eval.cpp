@@ -181,7 +181,7 @@ Run run(const std::string& args, bool merge_stderr = true) {
 }
 
 std::string write_tmp(const std::string& name, const std::string& text) {
-    const std::string p = (std::filesystem::temp_directory_path() / ("moeinfer_eval_" + name)).string();
+    const std::string p = test::temp_path("eval_" + name);
     std::ofstream(p, std::ios::binary) << text;
     return p;
 }

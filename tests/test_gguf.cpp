@@ -16,7 +16,7 @@ namespace {
 using test::GgufBuilder;
 
 std::string tmp_path(const std::string& name) {
-    return (std::filesystem::temp_directory_path() / ("moeinfer_test_" + name)).string();
+    return test::temp_path("test_" + name);
 }
 
 std::string open_error(const GgufBuilder& b, const std::string& name) {

@@ -171,7 +171,7 @@ TEST(Params, QuantizedFileBitsPerWeight) {
 
 TEST(Params, MeminfoParses) {
     const std::string p =
-        (std::filesystem::temp_directory_path() / "moeinfer_test_meminfo").string();
+        test::temp_path("meminfo");
     std::ofstream(p) << "MemTotal:       16000 kB\nMemFree: 100 kB\nMemAvailable:    8000 kB\n";
     auto mi = read_meminfo(p);
     ASSERT_TRUE(mi.has_value());

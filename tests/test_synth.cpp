@@ -19,7 +19,7 @@ namespace moe {
 namespace {
 
 std::string tmp(const std::string& n) {
-    return (std::filesystem::temp_directory_path() / ("moeinfer_synth_" + n)).string();
+    return test::temp_path("synth_" + n);
 }
 
 uint64_t align32(uint64_t x) { return (x + 31) / 32 * 32; }

@@ -3,7 +3,8 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-PKGS=(cmake g++ make pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev libpcre2-dev libgtest-dev)
+PKGS=(cmake g++ make pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev libpcre2-dev libgtest-dev
+      chromium python3)  # chromium + python3: the HTML report render test
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "analysis/routing_stats.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "formats/override_source.h"
@@ -13,7 +14,7 @@ namespace moe::cli {
 namespace {
 
 struct RunArgs {
-    std::string model, prompt = "Once upon a time";
+    std::string model, prompt = "Once upon a time", routing_stats;
     std::vector<std::string> overrides;
     int n_predict = 64, threads = 0, ctx = 0;
     SamplerParams sp;
@@ -39,13 +40,27 @@ int run_generate(RunArgs a) {
     Sampler sampler(a.sp);
     std::fputs(a.prompt.c_str(), stdout);
     std::fflush(stdout);
+    std::unique_ptr<RoutingStats> rs;
+    Result<void> route_ok;
+    RoutingObserver observe;
+    if (!a.routing_stats.empty()) {
+        rs = std::make_unique<RoutingStats>(**model);
+        observe = [&](const RouterTrace& t, int64_t n, bool prefill) {
+            if (!route_ok) return;
+            route_ok = rs->add_eval_tokens(t, n, so.n_batch,
+                                           prefill ? RoutingPhase::Prefill : RoutingPhase::Decode);
+        };
+    }
     auto st = generate(s, **tok, prompt, a.n_predict, sampler, [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);
         return true;
-    });
+    }, 0, observe);
     std::fputs("\n", stdout);
     if (!st) return report(st.message());
+    if (!route_ok) return report(route_ok.message());
+    if (rs)
+        if (auto w = rs->write_json(a.routing_stats); !w) return report(w.message());
     fmt::print(stderr, "\nmodel: {} ({}, {})\n", a.model, (*model)->config.family,
                (*model)->config.name);
     fmt::print(stderr, "load time: {:.1f} ms\n", load_s * 1e3);
@@ -68,6 +83,7 @@ void register_run_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)");
     cmd->add_option("--override-kv", a->overrides, "override metadata: KEY=TYPE:VALUE (int|float|bool|str)");
     add_sampling_options(cmd, a->sp);
+    cmd->add_option("--routing-stats", a->routing_stats, "write routing statistics (JSON) here");
     cmd->callback([a, &exit_code] { exit_code = run_generate(*a); });
 }
 

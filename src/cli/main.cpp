@@ -8,9 +8,11 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     int exit_code = 0;
     moe::cli::register_chat_command(app, exit_code);
+    moe::cli::register_compare_command(app, exit_code);
     moe::cli::register_logits_command(app, exit_code);
     moe::cli::register_inspect_command(app, exit_code);
     moe::cli::register_eval_command(app, exit_code);
+    moe::cli::register_routing_report_command(app, exit_code);
     moe::cli::register_run_command(app, exit_code);
     moe::cli::register_tokenize_command(app, exit_code);
     moe::cli::register_synth_command(app, exit_code);

@@ -27,15 +27,19 @@ size_t complete_utf8_prefix(std::string_view s) {
 
 Result<GenerateStats> generate(Session& s, const Tokenizer& tok, const std::vector<int32_t>& prompt,
                                int n_predict, Sampler& sampler,
-                               const std::function<bool(std::string_view)>& on_text, int seq) {
+                               const std::function<bool(std::string_view)>& on_text, int seq,
+                               const RoutingObserver& on_routing) {
     GenerateStats st;
     if (prompt.empty()) return make_error("empty prompt");
     const int n_vocab = s.model().config.n_vocab;
     for (int32_t t : prompt) sampler.accept(t);
     double t0 = seconds();
-    MOE_TRY(auto logits, s.eval_tokens(prompt, false, seq));
+    RouterTrace trace;
+    RouterTrace* tp = on_routing ? &trace : nullptr;
+    MOE_TRY(auto logits, s.eval_tokens(prompt, false, seq, tp));
     st.n_prompt = int(prompt.size());
     st.prompt_seconds = seconds() - t0;
+    if (tp) on_routing(trace, int64_t(prompt.size()), true);
 
     // Decode generated tokens after the prompt so SentencePiece's leading-space handling and
     // multi-token UTF-8 sequences come out exactly as a whole-sequence decode would.
@@ -66,7 +70,9 @@ Result<GenerateStats> generate(Session& s, const Tokenizer& tok, const std::vect
         }
         if (i + 1 == n_predict || s.n_past(seq) >= s.n_ctx()) break;
         const int32_t one[1] = {next};
-        MOE_TRY(logits, s.eval_tokens(one, false, seq));
+        if (tp) trace = RouterTrace{};
+        MOE_TRY(logits, s.eval_tokens(one, false, seq, tp));
+        if (tp) on_routing(trace, 1, false);
     }
     st.gen_seconds = seconds() - t0;
     const std::string text = generated_text();

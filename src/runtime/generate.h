@@ -18,10 +18,17 @@ struct GenerateStats {
     bool stopped_by_eog = false;
 };
 
-// Streams text pieces to on_text; on_text returns false to stop early.
+// Receives the router decisions of each evaluation: the prompt (prefill = true; n_tokens
+// tokens, in chunks of the session's n_batch as Session::eval_tokens appends them), then every
+// decode step (prefill = false, one token).
+using RoutingObserver = std::function<void(const RouterTrace&, int64_t n_tokens, bool prefill)>;
+
+// Streams text pieces to on_text; on_text returns false to stop early. on_routing, if set,
+// observes the routing of every forward pass (MoE models).
 Result<GenerateStats> generate(Session& s, const Tokenizer& tok, const std::vector<int32_t>& prompt,
                                int n_predict, Sampler& sampler,
-                               const std::function<bool(std::string_view)>& on_text, int seq = 0);
+                               const std::function<bool(std::string_view)>& on_text, int seq = 0,
+                               const RoutingObserver& on_routing = {});
 
 // Length of the longest prefix of s that ends on a UTF-8 character boundary.
 size_t complete_utf8_prefix(std::string_view s);

@@ -1,0 +1,107 @@
+// `moeinfer compare [A B] [--prompts FILE] [-o report]`: measures two models (each in its own
+// process) and writes report.md and a self-contained report.html. Without models it compares the
+// bundled demo pair, models/demo-moe.gguf and models/demo-dense.gguf.
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "analysis/compare.h"
+#include "analysis/params.h"
+#include "analysis/routing_report.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+
+namespace moe::cli {
+namespace {
+
+struct CompareArgs {
+    std::vector<std::string> models;
+    std::string prompts_file, output = "report", text;
+    bool no_isolate = false;
+    CompareOptions o;
+};
+
+Result<std::vector<std::string>> read_prompts(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) return make_error("cannot open the prompts file '{}'", path);
+    std::vector<std::string> out;
+    std::string line;
+    while (std::getline(f, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") != std::string::npos) out.push_back(line);
+    }
+    if (out.empty()) return make_error("the prompts file '{}' holds no prompt", path);
+    return out;
+}
+
+int run_compare(CompareArgs a) {
+    if (a.models.size() == 1) return report("compare needs two models (or none for the demo pair)");
+    if (a.models.empty())
+        a.models = {default_model_path("demo-moe.gguf"), default_model_path("demo-dense.gguf")};
+    for (const auto& m : a.models)
+        if (!std::filesystem::exists(m)) return report(fmt::format("model '{}' not found", m));
+    if (!a.prompts_file.empty()) {
+        auto p = read_prompts(a.prompts_file);
+        if (!p) return report(p.message());
+        a.o.prompts = *p;
+    }
+    a.o.text_path = a.text.empty() ? default_eval_text_path() : a.text;
+    if (!std::filesystem::exists(a.o.text_path))
+        return report(fmt::format("evaluation text '{}' not found", a.o.text_path));
+    a.o.isolate = !a.no_isolate;
+    std::string base = a.output;
+    for (const char* ext : {".md", ".html"}) {
+        const std::string e = ext;
+        if (base.size() > e.size() && base.compare(base.size() - e.size(), e.size(), e) == 0)
+            base.resize(base.size() - e.size());
+    }
+    // Fail on an unwritable destination before the long measurements.
+    if (auto w = write_text_file(base + ".md", ""); !w) return report(w.message());
+
+    std::vector<ModelMeasures> ms;
+    for (const auto& m : a.models) {
+        fmt::print(stderr, "measuring {} ...\n", m);
+        ms.push_back(a.o.isolate ? measure_model_isolated(m, a.o) : measure_model(m, a.o));
+        if (!ms.back().error.empty()) fmt::print(stderr, "warning: {}\n", ms.back().error);
+    }
+    const auto mi = read_meminfo();
+    const uint64_t avail = mi ? mi->available : 0;
+    if (auto w = write_text_file(base + ".md", compare_markdown(ms[0], ms[1], a.o, avail)); !w)
+        return report(w.message());
+    if (auto w = write_text_file(base + ".html", compare_html(ms[0], ms[1], a.o, avail)); !w)
+        return report(w.message());
+    fmt::print("{}\n", compare_recommendation(ms[0], ms[1], avail));
+    fmt::print(stderr, "wrote {}.md and {}.html\n", base, base);
+    if (!ms[0].error.empty() && !ms[1].error.empty())
+        return report("neither model could be measured");
+    return 0;
+}
+
+}  // namespace
+
+void register_compare_command(CLI::App& app, int& exit_code) {
+    auto a = std::make_shared<CompareArgs>();
+    auto* cmd =
+        app.add_subcommand("compare", "measure two models side by side (Markdown + HTML report)");
+    cmd->add_option("models", a->models,
+                    "two GGUF files or HF folders (default: the bundled demo pair)")
+        ->expected(0, 2);
+    cmd->add_option("--prompts", a->prompts_file,
+                    "prompts, one per line (default: three built in)");
+    cmd->add_option("-o,--output", a->output, "report path without extension (default: report)");
+    cmd->add_option("-n,--n-predict", a->o.n_predict, "tokens generated per prompt")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("-t,--threads", a->o.n_threads, "threads (default: all cores)");
+    cmd->add_option("--text", a->text, "perplexity text (default: data/eval-kjv.txt)");
+    cmd->add_option("--ppl-ctx", a->o.ppl_ctx, "perplexity window in tokens")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--ppl-windows", a->o.ppl_windows,
+                    "perplexity windows (default: the whole text)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--bench-tokens", a->o.bench_tokens, "tokens of the prompt-speed batch")
+        ->check(CLI::PositiveNumber);
+    cmd->add_flag("--no-isolate", a->no_isolate, "measure both models in this process");
+    cmd->callback([a, &exit_code] { exit_code = run_compare(*a); });
+}
+
+}  // namespace moe::cli

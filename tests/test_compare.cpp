@@ -1,0 +1,128 @@
+// compare: failure detection, the recommendation computed from the numbers, report contents.
+#include <gtest/gtest.h>
+
+#include "analysis/compare.h"
+
+namespace moe {
+namespace {
+
+TEST(Compare, RepeatedNgramShare) {
+    EXPECT_DOUBLE_EQ(repeated_ngram_share({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}), 0.0);
+    // "1 2 3 4" looped: every 4-gram after the first cycle repeats.
+    std::vector<int32_t> loop;
+    for (int i = 0; i < 10; ++i) loop.insert(loop.end(), {1, 2, 3, 4});
+    const double r = repeated_ngram_share(loop);
+    EXPECT_NEAR(r, (37.0 - 4.0) / 37.0, 1e-12);              // 37 4-grams, 4 distinct
+    EXPECT_DOUBLE_EQ(repeated_ngram_share({1, 1, 1}), 0.0);  // too short to judge
+}
+
+TEST(Compare, Utf8Validation) {
+    EXPECT_TRUE(valid_utf8("plain ascii"));
+    EXPECT_TRUE(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    EXPECT_FALSE(valid_utf8("cut \xe2\x82"));
+    EXPECT_FALSE(valid_utf8("\xc0\xaf"));      // overlong
+    EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));  // surrogate
+    EXPECT_FALSE(valid_utf8("\xff"));
+    EXPECT_EQ(sanitize_utf8("a\xff"
+                            "b\xe2\x82"),
+              "a\xef\xbf\xbd"
+              "b\xef\xbf\xbd\xef\xbf\xbd");
+    EXPECT_EQ(sanitize_utf8("caf\xc3\xa9"), "caf\xc3\xa9");
+}
+
+TEST(Compare, DetectFailures) {
+    std::vector<int32_t> loop;
+    for (int i = 0; i < 8; ++i) loop.insert(loop.end(), {5, 6, 7});
+    double rep = 0;
+    auto f = detect_failures("the the the", loop, 0.5, &rep);
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_NE(f[0].find("repetition loop"), std::string::npos);
+    EXPECT_GT(rep, 0.5);
+    f = detect_failures("  \n", {}, 0.5);
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0], "empty output");
+    f = detect_failures("ok \xe2\x82", {1, 2}, 0.5);
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0], "invalid UTF-8");
+    EXPECT_TRUE(detect_failures("fine text", {1, 2, 3, 4, 5, 6, 7, 8, 9}, 0.5).empty());
+}
+
+ModelMeasures fake(const std::string& path, double gen_tps, double ppl, int64_t active,
+                   uint64_t rss) {
+    ModelMeasures m;
+    m.path = path;
+    m.family = "llama";
+    m.arch = "llama";
+    m.n_vocab = 2048;
+    m.total_params = active * 2;
+    m.active_params = active;
+    m.gen_tps = gen_tps;
+    m.prompt_tps = gen_tps * 10;
+    m.ppl = ppl;
+    m.ppl_stderr = 1.0;
+    m.ppl_tokens = 3000;
+    m.ppl_scored = 1500;
+    m.ppl_ctx = 256;
+    m.bits_per_byte = std::log2(ppl) / 4;
+    m.rss_peak = rss;
+    m.rss_isolated = true;
+    PromptRun p;
+    p.prompt = "In the beginning";
+    p.output = " was the word";
+    m.prompts.push_back(p);
+    return m;
+}
+
+TEST(Compare, RecommendationFollowsTheNumbers) {
+    const auto moe = fake("/m/demo-moe.gguf", 100, 50, 3'000'000, 40u << 20);
+    const auto dense = fake("/m/demo-dense.gguf", 200, 80, 3'000'000, 20u << 20);
+    std::string r = compare_recommendation(moe, dense, 1ull << 30);
+    EXPECT_NE(r.find("demo-dense generates 2.00x faster"), std::string::npos) << r;
+    EXPECT_NE(r.find("demo-moe has the lower perplexity"), std::string::npos) << r;
+    EXPECT_NE(r.find("trade-off"), std::string::npos) << r;
+    EXPECT_NE(r.find("both fit"), std::string::npos) << r;
+    // The faster model also wins on perplexity: no trade-off.
+    const auto better = fake("/m/x.gguf", 300, 40, 3'000'000, 20u << 20);
+    r = compare_recommendation(moe, better, 30u << 20);
+    EXPECT_NE(r.find("x is both faster and better"), std::string::npos) << r;
+    EXPECT_NE(r.find("only x fits"), std::string::npos) << r;
+    // Within two standard errors: the faster one.
+    const auto close = fake("/m/y.gguf", 300, 50.5, 3'000'000, 20u << 20);
+    r = compare_recommendation(moe, close, 0);
+    EXPECT_NE(r.find("not significant"), std::string::npos) << r;
+    // A failed side.
+    auto broken = moe;
+    broken.error = "no such file";
+    r = compare_recommendation(broken, dense, 0);
+    EXPECT_NE(r.find("could not be measured"), std::string::npos) << r;
+}
+
+TEST(Compare, ReportsHoldEveryMeasure) {
+    const auto a = fake("/m/demo-moe.gguf", 100, 50, 3'000'000, 40u << 20);
+    auto b = fake("/m/demo-dense.gguf", 200, 80, 3'000'000, 20u << 20);
+    b.prompts[0].output = "\xe2\x82";
+    b.prompts[0].failures = {"invalid UTF-8"};
+    CompareOptions o;
+    o.text_path = "data/eval-kjv.txt";
+    const std::string md = compare_markdown(a, b, o, 1ull << 30);
+    for (const char* s :
+         {"total parameters", "active parameters / token", "disk size", "load time", "peak RSS",
+          "prompt tok/s", "generation tok/s", "perplexity", "routing imbalance",
+          "## Recommendation", "### Prompt 1", "invalid UTF-8"})
+        EXPECT_NE(md.find(s), std::string::npos) << s;
+    const std::string html = compare_html(a, b, o, 1ull << 30);
+    EXPECT_NE(html.find("<svg"), std::string::npos);
+    EXPECT_EQ(html.find("<script"), std::string::npos);
+    EXPECT_EQ(html.find("http://www.w3.org/2000/svg\" width"),
+              html.find("http://www.w3.org/2000/svg\" width"));
+    EXPECT_EQ(html.find("https://"), std::string::npos);  // nothing fetched at view time
+    // JSON round trip of the measures (the child process hands them over this way).
+    const auto back = measures_from_json(to_json(b));
+    EXPECT_EQ(back.path, b.path);
+    EXPECT_EQ(back.prompts.size(), 1u);
+    EXPECT_EQ(back.prompts[0].failures, b.prompts[0].failures);
+    EXPECT_DOUBLE_EQ(back.ppl, b.ppl);
+}
+
+}  // namespace
+}  // namespace moe

@@ -1,0 +1,177 @@
+// routing-report and compare from the command line: files written, self-contained HTML, errors.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "analysis/routing_report.h"
+#include "analysis/routing_stats.h"
+#include "fixtures.h"
+
+namespace moe {
+namespace {
+
+struct CmdResult {
+    int code;
+    std::string out;
+};
+
+CmdResult run_cmd(const std::string& args) {
+    const std::string cmd = std::string(MOE_BINARY) + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    std::array<char, 4096> buf{};
+    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+    const int st = pclose(p);
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
+}
+
+std::string tmp_path(const std::string& n) {
+    return test::temp_path("route_" + n);
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+void expect_self_contained(const std::string& html) {
+    EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+    EXPECT_NE(html.find("<style>"), std::string::npos);
+    EXPECT_EQ(html.find("<script"), std::string::npos);
+    EXPECT_EQ(html.find("<link"), std::string::npos);
+    EXPECT_EQ(html.find("src="), std::string::npos);
+    EXPECT_EQ(html.find("https:"), std::string::npos);
+    EXPECT_EQ(html.find("url(http"), std::string::npos);
+}
+
+TEST(RoutingReport, RunWritesStatsAndReportRendersThem) {
+    const std::string stats = tmp_path("stats.json"), html = tmp_path("report.html");
+    auto r = run_cmd("run -m " + test::gguf_path("mixtral", "q8_0") +
+                     " -p hello -n 6 --temp 0 -t 2 " + "--routing-stats " + stats);
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto j = read_routing_stats(stats);
+    ASSERT_TRUE(j) << j.message();
+    EXPECT_EQ((*j)["layers"].size(), 2u);
+    const int prefill = (*j)["tokens"]["prefill"].get<int>(),
+              decode = (*j)["tokens"]["decode"].get<int>();
+    EXPECT_GT(prefill, 0);
+    EXPECT_EQ(decode, 5);  // the last sampled token is never evaluated
+    EXPECT_EQ((*j)["tokens"]["decode_passes"].get<int>(), 5);
+    for (const auto& L : (*j)["layers"]) {
+        int64_t sum = 0;
+        for (const auto& c : L["counts"]) sum += c.get<int64_t>();
+        EXPECT_EQ(sum, 2 * (prefill + decode));
+    }
+    EXPECT_GT((*j)["weights"]["bytes_per_token_decode"].get<double>(), 0);
+
+    r = run_cmd("routing-report " + stats + " -o " + html);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string page = slurp(html);
+    expect_self_contained(page);
+    for (const char* s :
+         {"id=\"heatmap\"", "expert index", "MoE layer", "load share (colour scale)",
+          "max / mean expert load", "coefficient of variation", "routing entropy", "co-activated"})
+        EXPECT_NE(page.find(s), std::string::npos) << s;
+}
+
+TEST(RoutingReport, BadInputIsOneErrorLine) {
+    const std::string bad = tmp_path("bad.json");
+    {
+        std::ofstream f(bad);
+        f << "{\"format\": \"nope\"}";
+    }
+    const std::string typed = tmp_path("typed.json");
+    {
+        std::ofstream f(typed);
+        f << R"({"format": "moeinfer-routing-stats", "model": {"n_expert": 2},
+                 "layers": [{"counts": [1, 1], "load_share": [0.5, 0.5], "layer": "zero",
+                             "top_pairs": [{"a": "x", "b": 1, "count": 1}]}]})";
+    }
+    const std::string short_counts = tmp_path("short.json");
+    {
+        std::ofstream f(short_counts);
+        f << R"({"format": "moeinfer-routing-stats", "model": {"n_expert": 4},
+                 "layers": [{"counts": [1, 1], "load_share": [0.5, 0.5], "top_pairs": []}]})";
+    }
+    for (const std::string& args :
+         {"routing-report /nonexistent.json -o " + tmp_path("x.html"),
+          "routing-report " + bad + " -o " + tmp_path("x.html"),
+          "routing-report " + typed + " -o " + tmp_path("x.html"),
+          "routing-report " + short_counts + " -o " + tmp_path("x.html")}) {
+        const auto r = run_cmd(args);
+        EXPECT_EQ(r.code, 1) << args;
+        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
+        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    }
+    // An unwritable statistics path fails with one error line too.
+    const auto r = run_cmd("run -m " + test::gguf_path("mixtral", "q8_0") +
+                           " -p hi -n 2 --routing-stats /nonexistent-dir/s.json");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("error: cannot write"), std::string::npos) << r.out;
+}
+
+TEST(RoutingReport, HeatmapScalesToManyExperts) {
+    // 64 experts, 3 layers: the heatmap keeps axis labels and a legend.
+    RoutingStats rs(3, 64, 4, Gating::Softmax);
+    RouterTrace t;
+    t.n_expert = 64;
+    t.n_expert_used = 4;
+    for (int l = 0; l < 3; ++l)
+        for (int tok = 0; tok < 10; ++tok)
+            for (int j = 0; j < 4; ++j) t.selected.push_back((tok * 4 + j + l) % 64);
+    ASSERT_TRUE(rs.add_pass(t, RoutingPhase::Prefill));
+    const std::string svg = routing_heatmap_svg(rs.to_json());
+    EXPECT_NE(svg.find("expert index"), std::string::npos);
+    EXPECT_NE(svg.find("uniform 1.6%"), std::string::npos);
+    EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 3 * 64, true);
+}
+
+TEST(CompareCli, FixturePairWritesBothReports) {
+    const std::string base = tmp_path("cmp");
+    const std::string prompts = tmp_path("prompts.txt");
+    {
+        std::ofstream f(prompts);
+        f << "Hello world\n\nOnce upon a time\n";
+    }
+    const auto r = run_cmd("compare " + test::gguf_path("llama", "q8_0") + " " +
+                           test::gguf_path("mixtral", "q8_0") + " --prompts " + prompts +
+                           " -n 8 -t 2 --bench-tokens 32 --ppl-ctx 64 -o " + base);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string md = slurp(base + ".md"), html = slurp(base + ".html");
+    for (const char* s :
+         {"| total parameters |", "| active parameters / token |", "| disk size |", "| load time |",
+          "| peak RSS |", "| prompt tok/s |", "| generation tok/s", "| perplexity (eval text) |",
+          "| routing imbalance", "### Prompt 1: `Hello world`", "### Prompt 2: `Once upon a time`",
+          "## Recommendation"})
+        EXPECT_NE(md.find(s), std::string::npos) << s;
+    EXPECT_EQ(md.find("### Prompt 3"), std::string::npos);  // the blank line is no prompt
+    EXPECT_NE(md.find("dense (no routing)"), std::string::npos);
+    expect_self_contained(html);
+    EXPECT_NE(html.find("id=\"heatmap\""), std::string::npos);  // mixtral's routing
+    // The fixtures' active parameters: llama is dense (active = total), mixtral is not.
+    EXPECT_NE(md.find("generates"), std::string::npos);
+}
+
+TEST(CompareCli, ErrorsAreOneLine) {
+    for (const std::string& args :
+         {std::string("compare /nonexistent-a.gguf /nonexistent-b.gguf -o ") + tmp_path("e"),
+          "compare " + test::gguf_path("llama", "q8_0") + " -o " + tmp_path("e"),
+          "compare " + test::gguf_path("llama", "q8_0") + " " + test::gguf_path("llama", "q8_0") +
+              " --prompts /nonexistent.txt",
+          "compare " + test::gguf_path("llama", "q8_0") + " " + test::gguf_path("llama", "q8_0") +
+              " -o /nonexistent-dir/r"}) {
+        const auto r = run_cmd(args);
+        EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
+        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
+        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    }
+}
+
+}  // namespace
+}  // namespace moe
