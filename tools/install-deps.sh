@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages moeinfer builds and tests with (run as root or with sudo).
+# Installs the Debian packages moeinfer builds with (run as root or with sudo).
+# --test also installs what the test suite needs (chromium + python3 for the HTML render test).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-PKGS=(cmake g++ make pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev libpcre2-dev libgtest-dev
-      chromium python3)  # chromium + python3: the HTML report render test
+PKGS=(cmake g++ make pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev libpcre2-dev libgtest-dev)
+if [ "${1:-}" = "--test" ]; then PKGS+=(chromium python3); fi
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
