@@ -1,6 +1,6 @@
 // Kernel benchmark: ops::matmul on realistic MoE-expert shapes, per ISA (MOE_ISA-style override)
 // plus the old dequantize-then-f32 reference. Plain timing (no Google Benchmark needed):
-//   bench_matmul [threads=2] [reps_scale=1]
+//   bench_matmul [threads=2] [types=q4_K,q8_0] [T list=1,128]   (MOE_BENCH_FAST=1: skip ref/scalar)
 // Prints one row per (type, T, path): ms per call, GB/s of weights, GFLOP/s.
 #include <algorithm>
 #include <chrono>
@@ -60,15 +60,40 @@ int main(int argc, char** argv) {
     const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
     ThreadPool pool(threads);
     std::mt19937 rng(1);
-    const int64_t N = 2048, K = 1024;  // e.g. an expert's gate: n_ff x n_embd
+    int64_t N = 2048, K = 1024;  // e.g. an expert's gate: n_ff x n_embd; MOE_BENCH_NK=NxK
+    if (const char* nk = std::getenv("MOE_BENCH_NK")) std::sscanf(nk, "%ldx%ld", &N, &K);
     std::printf("# matmul y[T,%ld] = x[T,%ld] w^T, %d threads, cpu isa %s\n", long(N), long(K),
                 threads, std::string(kern::isa_name(kern::active_isa())).c_str());
     std::printf("%-6s %5s %-10s %10s %9s %9s\n", "type", "T", "path", "ms", "GB/s", "GFLOP/s");
-    for (DType t : {DType::Q4_K, DType::Q8_0}) {
-        const auto w = make_weights(t, N, K, rng);
-        const TensorView wv{t, Shape{N, K}, w.data()};
-        const double gb = double(w.size()) / 1e9;
-        for (int64_t T : {1, 128}) {
+    std::vector<DType> types;
+    std::vector<int64_t> Ts;
+    {
+        std::string list = argc > 2 ? argv[2] : "q4_K,q8_0", tl = argc > 3 ? argv[3] : "1,128";
+        for (size_t a = 0; a <= list.size();) {
+            const size_t e = std::min(list.find(',', a), list.size());
+            auto t = dtype_from_name(list.substr(a, e - a));
+            if (!t) {
+                std::fprintf(stderr, "error: unknown type %s\n", list.substr(a, e - a).c_str());
+                return 1;
+            }
+            types.push_back(*t);
+            a = e + 1;
+        }
+        for (size_t a = 0; a <= tl.size();) {
+            const size_t e = std::min(tl.find(',', a), tl.size());
+            Ts.push_back(std::atoll(tl.substr(a, e - a).c_str()));
+            a = e + 1;
+        }
+    }
+    const bool fast = std::getenv("MOE_BENCH_FAST") != nullptr;
+    // MOE_BENCH_MATS=M: M different matrices used in turn (e.g. experts streamed from DRAM).
+    const int64_t mats = std::getenv("MOE_BENCH_MATS") ? std::atoll(std::getenv("MOE_BENCH_MATS")) : 1;
+    for (DType t : types) {
+        const auto w = make_weights(t, N * mats, K, rng);
+        const TensorView wall{t, Shape{mats, N, K}, w.data()};
+        int64_t call = 0;
+        const double gb = double(w.size()) / 1e9 / double(mats);
+        for (int64_t T : Ts) {
             std::normal_distribution<float> g(0.0f, 1.0f);
             std::vector<float> x(size_t(T * K)), y(size_t(T * N));
             for (auto& v : x) v = g(rng);
@@ -79,15 +104,18 @@ int main(int argc, char** argv) {
                             flop / ms / 1e6);
             };
             const int reps_ref = T == 1 ? 20 : 1;
-            row("ref-dequant", time_ms(reps_ref, [&] {
-                    ref::matmul_dequant(x.data(), T, wv, y.data(), pool);
+            if (!fast)
+                row("ref-dequant", time_ms(reps_ref, [&] {
+                    ref::matmul_dequant(x.data(), T, wall.slice(0), y.data(), pool);
                 }));
             for (kern::Isa isa : {kern::Isa::Scalar, kern::Isa::Avx2, kern::Isa::Avx512}) {
-                if (!kern::isa_supported(isa)) continue;
+                if (!kern::isa_supported(isa) || (fast && isa != kern::Isa::Avx512)) continue;
                 kern::set_isa_override(isa);
                 const int reps = T == 1 ? (isa == kern::Isa::Scalar ? 20 : 500) : (isa == kern::Isa::Scalar ? 1 : 10);
                 row(std::string(kern::isa_name(isa)).c_str(),
-                    time_ms(reps, [&] { ops::matmul(x.data(), T, wv, y.data(), pool); }));
+                    time_ms(reps, [&] {
+                        ops::matmul(x.data(), T, wall.slice(call++ % mats), y.data(), pool);
+                    }));
             }
             kern::clear_isa_override();
         }

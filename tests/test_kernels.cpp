@@ -159,7 +159,7 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
         const auto w = random_weights(t, N, K, rng);
         const auto* ref = kern::exact_kernel(t, Isa::Scalar);
         ASSERT_NE(ref, nullptr);
-        const int64_t T = 7;
+        const int64_t T = 11;
         const auto x = random_acts(T, K, rng);
         const int64_t xrb = kern::act_row_bytes(ref->act, K);
         std::vector<uint8_t> xq(size_t(T * xrb));
@@ -178,20 +178,23 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
         for (Isa isa : isas_here()) {
             const auto* k = kern::exact_kernel(t, isa);
             if (!k) continue;
-            std::vector<float> got(want.size());
-            for (int64_t n = 0; n < N; ++n)
-                for (int64_t i0 = 0; i0 < T; i0 += 4) {  // groups of 4, 3: both nx paths
-                    const int nx = int(std::min<int64_t>(4, T - i0));
-                    const void* xp[4];
-                    float out[4];
-                    for (int j = 0; j < nx; ++j) xp[j] = xq.data() + (i0 + j) * xrb;
-                    k->dot(K, w.data() + n * dtype_row_bytes(t, K), xp, nx, out);
-                    for (int j = 0; j < nx; ++j) got[size_t((i0 + j) * N + n)] = out[j];
-                }
-            std::string first;
-            const double e = nmse(got, want, N, &first);
-            EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa) << " K=" << K
-                                << " T=" << T << " nmse=" << e << first;
+            for (int g = 1; g <= kern::kMaxNx; ++g) {  // every nx the kernels unroll for
+                std::vector<float> got(want.size());
+                for (int64_t n = 0; n < N; ++n)
+                    for (int64_t i0 = 0; i0 < T; i0 += g) {
+                        const int nx = int(std::min<int64_t>(g, T - i0));
+                        const void* xp[kern::kMaxNx];
+                        float out[kern::kMaxNx];
+                        for (int j = 0; j < nx; ++j) xp[j] = xq.data() + (i0 + j) * xrb;
+                        k->dot(K, w.data() + n * dtype_row_bytes(t, K), xp, nx, out);
+                        for (int j = 0; j < nx; ++j) got[size_t((i0 + j) * N + n)] = out[j];
+                    }
+                std::string first;
+                const double e = nmse(got, want, N, &first);
+                EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa)
+                                    << " K=" << K << " T=" << T << " nx=" << g << " nmse=" << e
+                                    << first;
+            }
         }
     }
 }

@@ -38,7 +38,11 @@ enum class ActFormat : int {
 };
 
 // 32 activations quantized to int8: x ≈ d * qs[i]; sum = Σ qs[i] (lets kernels fold the
-// weight formats' offsets and minimums into one term per block). 40 bytes, 4-byte aligned.
+// weight formats' offsets and minimums into one term per block). As in GGUF's Q8_0 blocks, qs
+// are rounded with 1/(amax/127) and d is then rounded to f16: measured on the fixtures, this
+// keeps every file's error (and its routing near-ties) at the upstream engine's, where an f32 d
+// flipped more experts on mixtral-q4_k_m. Stored as f32 (kernels load it directly; a d beyond
+// f16's range stays f32). 40 bytes, 4-byte aligned.
 struct BlockQ8x32 {
     float d;
     int32_t sum;
@@ -49,7 +53,7 @@ inline constexpr int kQ8KBytes = 292;  // f32 d | i8 qs[256] | i16 bsums[16]
 
 // out[j] = dot(weight row w, activation row x[j]) for j < nx (1 <= nx <= kMaxNx); K elements.
 // x[j] points at the row in the kernel's ActFormat.
-inline constexpr int kMaxNx = 4;
+inline constexpr int kMaxNx = 8;
 using VecDotFn = void (*)(int64_t K, const void* w, const void* const* x, int nx, float* out);
 // Quantizes one activation row of K elements into the ActFormat's blocks.
 using QuantizeActFn = void (*)(const float* x, void* dst, int64_t K);

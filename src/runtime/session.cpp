@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <thread>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "models/forward.h"
 
@@ -11,6 +14,20 @@ namespace {
 int default_threads(int n) {
     if (n > 0) return n;
     return std::max(1, int(std::thread::hardware_concurrency()));
+}
+// A forward pass allocates its per-layer activations (MBs for prompts) and frees them again.
+// glibc serves blocks over its mmap threshold with fresh mappings, so every layer paid page
+// faults and zeroing of new pages (measured: pp128 on OLMoE shapes 50 -> 78 t/s once they are
+// reused). Keep such blocks in the heap and do not trim it back after each pass.
+void keep_activation_buffers_in_heap() {
+#if defined(__GLIBC__)
+    static const bool done = [] {
+        mallopt(M_MMAP_THRESHOLD, 1 << 30);
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
+        return true;
+    }();
+    (void)done;
+#endif
 }
 int default_ctx(const Model& m, int n) {
     if (n > 0) return n;
@@ -23,7 +40,9 @@ Session::Session(const Model& m, const SessionOptions& opt)
       kv_(m.config, default_ctx(m, opt.n_ctx), std::max(1, opt.n_seq)),
       pool_(default_threads(opt.n_threads)),
       n_batch_(std::max(1, opt.n_batch)),
-      n_past_(size_t(std::max(1, opt.n_seq)), 0) {}
+      n_past_(size_t(std::max(1, opt.n_seq)), 0) {
+    keep_activation_buffers_in_heap();
+}
 
 Result<std::vector<float>> Session::eval(const Batch& b, RouterTrace* trace) {
     std::vector<float> logits;

@@ -342,6 +342,7 @@ void quantize_row_q8x32(const float* x, void* dst, int64_t K) {
             blk.qs[i] = int8_t(std::nearbyint(x[i] * id));
             blk.sum += blk.qs[i];
         }
+        if (blk.d <= 65504.0f) blk.d = fp16_to_f32(f32_to_fp16(blk.d));  // f32 beyond f16's range
         std::memcpy(out, &blk, sizeof blk);
     }
 }
