@@ -58,20 +58,22 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     MOE_CHECK(k != nullptr && int(k->act) == x.act && x.K == K,
               "matmul_rows: {} weight with K={} does not match packed acts (K={})",
               dtype_name(w.dtype), K, x.K);
-    // Token tile: the packed rows of one tile stay in L2 while each weight row, loaded once per
-    // tile, is reused from L1 for every group of kMaxNx tokens.
-    const int64_t tile = std::clamp<int64_t>((256 << 10) / std::max<int64_t>(1, x.row_bytes), 4,
-                                             256) / kern::kMaxNx * kern::kMaxNx;
+    // Loop order for prompts: a group of kMaxNx activation rows (a few KiB: stays in L1) runs
+    // over a chunk of weight rows (tens of KiB: stays in L2) before the next group. Each weight
+    // row is decoded once per group inside the kernel; the activations are not re-read from L2
+    // for every weight row (measured ~1.3x over token tiles of ~100 rows on Q4_K / Q8_0).
+    const int64_t wrb = w.row_bytes();
+    const auto* wbase = static_cast<const uint8_t*>(w.data);
+    const int64_t chunk = std::clamp<int64_t>((48 << 10) / std::max<int64_t>(1, wrb), 4, 256);
     const void* xp[kern::kMaxNx];
     float out[kern::kMaxNx];
-    for (int64_t t0 = 0; t0 < T; t0 += tile) {
-        const int64_t t1 = std::min(T, t0 + tile);
-        for (int64_t n = n0; n < n1; ++n) {
-            const uint8_t* wr = w.row(n);
-            for (int64_t t = t0; t < t1; t += kern::kMaxNx) {
-                const int nx = int(std::min<int64_t>(kern::kMaxNx, t1 - t));
-                for (int j = 0; j < nx; ++j) xp[j] = x.row(rows ? rows[t + j] : t + j);
-                k->dot(K, wr, xp, nx, out);
+    for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
+        const int64_t c1 = std::min(n1, c0 + chunk);
+        for (int64_t t = 0; t < T; t += kern::kMaxNx) {
+            const int nx = int(std::min<int64_t>(kern::kMaxNx, T - t));
+            for (int j = 0; j < nx; ++j) xp[j] = x.row(rows ? rows[t + j] : t + j);
+            for (int64_t n = c0; n < c1; ++n) {
+                k->dot(K, wbase + n * wrb, xp, nx, out);
                 for (int j = 0; j < nx; ++j) y[(t + j) * ldy + n] = out[j];
             }
         }

@@ -6,6 +6,6 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define MOE_ISA_NS avx512
 #define MOE_VNNI 1
-#define MOE_ZMM_KQUANTS 1  // kernels/cpu/zmm_kquants.inc replaces the 256-bit k-quant dots
+#define MOE_ZMM_KERNELS 1  // kernels/cpu/zmm_kernels.inc replaces some 256-bit dots
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/x86_kernels.inc"
