@@ -67,6 +67,16 @@ TEST(Cli, ErrorsAreOneLineAndNonZero) {
     }
 }
 
+TEST(Cli, MmapFlags) {
+    const std::string model = test::gguf_path("mixtral", "q8_0");
+    for (const char* flag : {"--mmap", "--no-mmap"}) {
+        const auto r = run("run -m " + model + " -p \"In the\" -n 4 --seed 3 " + flag);
+        EXPECT_EQ(r.code, 0) << flag << "\n" << r.out;
+    }
+    const auto both = run("run -m " + model + " -n 4 --mmap --no-mmap");
+    EXPECT_NE(both.code, 0) << both.out;
+}
+
 TEST(Cli, RunGeneratesAndReportsSpeeds) {
     const auto r = run("run -m " + test::gguf_path("mixtral", "q8_0") + " -p \"In the\" -n 8 --seed 3");
     ASSERT_EQ(r.code, 0) << r.out;

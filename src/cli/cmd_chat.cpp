@@ -231,6 +231,7 @@ void register_chat_command(CLI::App& app, int& exit_code) {
     auto a = std::make_shared<ChatArgs>();
     auto* cmd = app.add_subcommand("chat", "interactive multi-turn chat in the terminal");
     cmd->add_option("-m,--model", a->model, "GGUF file or HF folder (default: bundled demo MoE)");
+    add_weight_memory_options(cmd);
     cmd->add_option("--system", a->system, "system message");
     cmd->add_option("-n,--n-predict", a->n_predict, "max tokens per reply")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating past end-of-generation tokens");

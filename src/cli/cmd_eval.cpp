@@ -218,6 +218,7 @@ void register_eval_command(CLI::App& app, int& exit_code) {
     auto a = std::make_shared<EvalArgs>();
     auto* cmd = app.add_subcommand("eval", "perplexity of a text; KL and routing vs a reference");
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
+    add_weight_memory_options(cmd);
     cmd->add_option("-f,--file", a->file, "text file (read as raw bytes)")->required();
     cmd->add_option("-c,--ctx", a->n_ctx, "window length in tokens (default 512)");
     cmd->add_option("--stride", a->stride,

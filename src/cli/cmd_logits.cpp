@@ -58,6 +58,7 @@ void register_logits_command(CLI::App& app, int& exit_code) {
     auto a = std::make_shared<LogitsArgs>();
     auto* cmd = app.add_subcommand("logits", "evaluate token ids in one pass and write all logits");
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
+    add_weight_memory_options(cmd);
     cmd->add_option("--tokens", a->tokens, "comma-separated token ids")->required();
     cmd->add_option("-o,--output", a->out, "output file: float32 [n_tokens, n_vocab]")->required();
     cmd->add_option("--router-out", a->router_out,

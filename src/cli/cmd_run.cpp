@@ -77,6 +77,7 @@ void register_run_command(CLI::App& app, int& exit_code) {
     auto a = std::make_shared<RunArgs>();
     auto* cmd = app.add_subcommand("run", "generate text from a prompt");
     cmd->add_option("-m,--model", a->model, "GGUF file or HF folder (default: bundled demo MoE)");
+    add_weight_memory_options(cmd);
     cmd->add_option("-p,--prompt", a->prompt, "prompt text");
     cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")->check(CLI::NonNegativeNumber);
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");

@@ -1,5 +1,7 @@
 #include "cli/common.h"
 
+#include "core/mapped_file.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -46,6 +48,16 @@ Result<std::vector<int32_t>> parse_token_list(const std::string& s) {
         i = j + 1;
     }
     return out;
+}
+
+void add_weight_memory_options(CLI::App* cmd) {
+    auto* map = cmd->add_flag_callback(
+        "--mmap", [] { set_weight_memory(WeightMemory::Map); },
+        "map the weights file (zero copy, lazy; for models near or above RAM)");
+    auto* load = cmd->add_flag_callback(
+        "--no-mmap", [] { set_weight_memory(WeightMemory::Load); },
+        "read the weights into huge-page memory (faster decode; needs RAM for the whole file)");
+    map->excludes(load);
 }
 
 void add_sampling_options(CLI::App* cmd, SamplerParams& sp) {

@@ -25,6 +25,10 @@ Result<std::vector<int32_t>> parse_token_list(const std::string& s);
 // --seed, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n.
 void add_sampling_options(CLI::App* cmd, SamplerParams& sp);
 
+// --mmap / --no-mmap: how weight files are held in memory (core/mapped_file.h; default: load
+// into huge pages when the file fits in half of the available memory, else map).
+void add_weight_memory_options(CLI::App* cmd);
+
 // Seconds since an arbitrary epoch (monotonic).
 double now_seconds();
 

@@ -5,12 +5,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace moe {
+namespace {
+
+std::atomic<WeightMemory> g_weight_memory{WeightMemory::Auto};
+
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kLoadMinBytes = size_t(64) << 20;
+
+// MemAvailable from /proc/meminfo in bytes (0 if unknown).
+size_t mem_available() {
+    FILE* f = std::fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+    std::fclose(f);
+    return kb * 1024;
+}
+
+}  // namespace
+
+void set_weight_memory(WeightMemory m) { g_weight_memory.store(m); }
+WeightMemory weight_memory() { return g_weight_memory.load(); }
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+    return open(path, weight_memory());
+}
+
+Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, WeightMemory mode) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return make_error("cannot open '{}': {}", path, std::strerror(errno));
     struct stat st {};
@@ -26,21 +56,62 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
     std::shared_ptr<MappedFile> f(new MappedFile());
     f->path_ = path;
     f->size_ = size_t(st.st_size);
-    if (f->size_ > 0) {
-        void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
+    if (f->size_ == 0) {
+        ::close(fd);
+        return f;
+    }
+    if (mode == WeightMemory::Auto)
+        mode = f->size_ >= kLoadMinBytes && f->size_ <= mem_available() / 2 ? WeightMemory::Load
+                                                                             : WeightMemory::Map;
+    if (mode == WeightMemory::Load) {
+        // 2 MiB-aligned anonymous region, huge pages requested before the first touch.
+        const size_t len = (f->size_ + kHugePage - 1) / kHugePage * kHugePage;
+        void* raw = ::mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (raw == MAP_FAILED) {
             const int e = errno;
             ::close(fd);
-            return make_error("cannot map '{}': {}", path, std::strerror(e));
+            return make_error("cannot allocate {} bytes for '{}': {} (try --mmap)", len, path,
+                              std::strerror(e));
         }
-        f->data_ = static_cast<const uint8_t*>(p);
+        f->region_ = raw;
+        f->region_size_ = len + kHugePage;
+        auto* base = reinterpret_cast<uint8_t*>(
+            (reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) / kHugePage * kHugePage);
+        ::madvise(base, len, MADV_HUGEPAGE);  // advice only: 4 KiB pages still work
+        size_t done = 0;
+        while (done < f->size_) {
+            const ssize_t r = ::pread(fd, base + done, std::min<size_t>(f->size_ - done, 1u << 30),
+                                      off_t(done));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                const int e = r < 0 ? errno : EIO;
+                ::close(fd);
+                return make_error("cannot read '{}' at byte {}: {}", path, done, std::strerror(e));
+            }
+            done += size_t(r);
+        }
+        ::mprotect(base, len, PROT_READ);
+        f->data_ = base;
+        f->loaded_ = true;
+        ::close(fd);
+        return f;
     }
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        const int e = errno;
+        ::close(fd);
+        return make_error("cannot map '{}': {}", path, std::strerror(e));
+    }
+    f->data_ = static_cast<const uint8_t*>(p);
+    f->region_ = p;
+    f->region_size_ = f->size_;
     ::close(fd);
     return f;
 }
 
 MappedFile::~MappedFile() {
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    if (region_) ::munmap(region_, region_size_);
 }
 
 }  // namespace moe
