@@ -10,6 +10,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/core.h>
 
 namespace moe {
 namespace {
@@ -79,18 +84,34 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, We
         auto* base = reinterpret_cast<uint8_t*>(
             (reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) / kHugePage * kHugePage);
         ::madvise(base, len, MADV_HUGEPAGE);  // advice only: 4 KiB pages still work
-        size_t done = 0;
-        while (done < f->size_) {
-            const ssize_t r = ::pread(fd, base + done, std::min<size_t>(f->size_ - done, 1u << 30),
-                                      off_t(done));
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) {
-                const int e = r < 0 ? errno : EIO;
+        // Read in parallel: most of the time is the kernel zeroing fresh pages on first touch,
+        // which runs on the touching thread.
+        const unsigned n_threads = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+        const size_t per = (f->size_ / n_threads + kHugePage - 1) / kHugePage * kHugePage;
+        std::vector<std::string> errors(n_threads);
+        std::vector<std::thread> readers;
+        for (unsigned i = 0; i < n_threads; ++i)
+            readers.emplace_back([&, i] {
+                const size_t b = std::min(f->size_, size_t(i) * per);
+                const size_t e = std::min(f->size_, b + per);
+                for (size_t done = b; done < e;) {
+                    const ssize_t r = ::pread(fd, base + done, std::min<size_t>(e - done, 1u << 28),
+                                              off_t(done));
+                    if (r < 0 && errno == EINTR) continue;
+                    if (r <= 0) {
+                        errors[i] = fmt::format("cannot read '{}' at byte {}: {}", path, done,
+                                                r < 0 ? std::strerror(errno) : "unexpected end");
+                        return;
+                    }
+                    done += size_t(r);
+                }
+            });
+        for (auto& t : readers) t.join();
+        for (const auto& e : errors)
+            if (!e.empty()) {
                 ::close(fd);
-                return make_error("cannot read '{}' at byte {}: {}", path, done, std::strerror(e));
+                return make_error("{}", e);
             }
-            done += size_t(r);
-        }
         ::mprotect(base, len, PROT_READ);
         f->data_ = base;
         f->loaded_ = true;

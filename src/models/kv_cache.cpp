@@ -14,14 +14,14 @@ KvCache::KvCache(const ModelConfig& c, int n_ctx, int n_seq) : n_ctx_(n_ctx), n_
         }
         k_width_.push_back(kw);
         v_width_.push_back(vw);
-        k_.emplace_back(size_t(int64_t(n_seq) * n_ctx * kw));
-        v_.emplace_back(size_t(int64_t(n_seq) * n_ctx * vw));
+        k_.emplace_back(size_t(int64_t(n_seq) * n_ctx * kw) * sizeof(float));
+        v_.emplace_back(size_t(int64_t(n_seq) * n_ctx * vw) * sizeof(float));
     }
 }
 
 size_t KvCache::bytes() const {
     size_t b = 0;
-    for (size_t i = 0; i < k_.size(); ++i) b += (k_[i].size() + v_[i].size()) * sizeof(float);
+    for (size_t i = 0; i < k_.size(); ++i) b += k_[i].size() + v_[i].size();
     return b;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/zeroed_buffer.h"
 #include "models/model.h"
 
 namespace moe {
@@ -21,17 +22,17 @@ public:
     int k_width(int il) const { return k_width_[size_t(il)]; }
     int v_width(int il) const { return v_width_[size_t(il)]; }
     float* k(int il, int seq, int64_t pos) {
-        return k_[size_t(il)].data() + (int64_t(seq) * n_ctx_ + pos) * k_width_[size_t(il)];
+        return k_[size_t(il)].as<float>() + (int64_t(seq) * n_ctx_ + pos) * k_width_[size_t(il)];
     }
     float* v(int il, int seq, int64_t pos) {
-        return v_[size_t(il)].data() + (int64_t(seq) * n_ctx_ + pos) * v_width_[size_t(il)];
+        return v_[size_t(il)].as<float>() + (int64_t(seq) * n_ctx_ + pos) * v_width_[size_t(il)];
     }
     size_t bytes() const;
 
 private:
     int n_ctx_ = 0, n_seq_ = 0;
     std::vector<int> k_width_, v_width_;
-    std::vector<std::vector<float>> k_, v_;  // [n_layer][n_seq * n_ctx * width]
+    std::vector<ZeroedBuffer> k_, v_;  // [n_layer][n_seq * n_ctx * width] f32, pages on first use
 };
 
 }  // namespace moe
