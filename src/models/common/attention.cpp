@@ -15,10 +15,18 @@ void add_bias(float* y, int64_t T, int64_t n, const F32Vec& b) {
         for (int64_t i = 0; i < n; ++i) y[t * n + i] += b.p[i];
 }
 
+// 16 independent partial sums: the compiler vectorizes them (a single running sum is a serial
+// chain of dependent adds; prompt attention spent ~7% of a 128-token prefill there).
 float dot(const float* a, const float* b, int64_t n) {
+    float p[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; ++j) p[j] += a[i + j] * b[i + j];
     float s = 0;
-    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-    return s;
+    for (; i < n; ++i) s += a[i] * b[i];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int j = 0; j < w; ++j) p[j] += p[j + w];
+    return s + p[0];
 }
 
 // Softmax over scores[0..n) with an optional extra sink logit that takes probability mass but
