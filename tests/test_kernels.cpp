@@ -230,6 +230,44 @@ TEST_P(KernelsByType, MatmulMatchesDequantizedReference) {
     }
 }
 
+// The prompt GEMM (groups of kGemmTokens tokens, AVX-512) inside ops::matmul_rows, on gathered
+// token rows, against the scalar reference dot per element.
+TEST_P(KernelsByType, PromptGemmMatchesScalarVecDot) {
+    const DType t = GetParam();
+    if (!kern::isa_supported(Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+    if (!kern::find_gemm(t, Isa::Avx512)) return;  // this type has no GEMM: dot kernels only
+    std::mt19937 rng(uint32_t(t) + 7);
+    const auto* ref = kern::exact_kernel(t, Isa::Scalar);
+    // T: full groups + a padded partial group; full groups + a tail for the dot kernels; one
+    // partial group only.
+    constexpr int64_t kG = kern::kGemmTokens;
+    for (auto [K, T] : {std::pair<int64_t, int64_t>{256, 2 * kG + 5}, {768, 2 * kG + 5},
+                        {256, 2 * kG + 3}, {768, 7}}) {
+        const int64_t N = 37;
+        const auto w = random_weights(t, N, K, rng);
+        const TensorView wv{t, Shape{N, K}, w.data()};
+        const auto x = random_acts(T, K, rng);
+        // Rows in a scrambled order, as the MoE block gathers an expert's tokens.
+        std::vector<int64_t> rows(static_cast<size_t>(T));
+        for (int64_t i = 0; i < T; ++i) rows[size_t(i)] = (i * 11) % T;
+        ops::PackedActs xa;
+        kern::set_isa_override(Isa::Avx512);
+        ops::pack_acts(x.data(), T, K, t, xa, nullptr);
+        std::vector<float> got(size_t(T * N), 0.0f);
+        ops::matmul_rows(xa, rows.data(), T, wv, 3, N, got.data(), N);  // rows 3.. only
+        kern::clear_isa_override();
+        std::vector<float> want(size_t(T * N), 0.0f);
+        for (int64_t i = 0; i < T; ++i)
+            for (int64_t n = 3; n < N; ++n) {
+                const void* xp[1] = {xa.row(rows[size_t(i)])};
+                ref->dot(K, w.data() + n * dtype_row_bytes(t, K), xp, 1, &want[size_t(i * N + n)]);
+            }
+        std::string first;
+        const double e = nmse(got, want, N, &first);
+        EXPECT_LT(e, 1e-10) << dtype_name(t) << " K=" << K << " T=" << T << " nmse=" << e << first;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTypes, KernelsByType, testing::ValuesIn(kTypes),
                          [](const testing::TestParamInfo<DType>& i) {
                              return std::string(dtype_name(i.param));

@@ -179,6 +179,23 @@ const DotKernel* find_kernel(DType wtype, Isa isa) {
     return nullptr;
 }
 
+const GemmKernel* find_gemm(DType wtype, Isa isa) {
+#ifdef MOE_X86
+    using namespace cpu::avx512;
+    static const GemmKernel kGemms[] = {
+        {DType::Q4_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q4_k_g16},
+        {DType::Q6_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q6_k_g16},
+        {DType::Q8_0, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, gemm_q8_0_g16},
+    };
+    if (isa != Isa::Avx512 || !isa_supported(Isa::Avx512)) return nullptr;
+    for (const auto& g : kGemms)
+        if (g.wtype == wtype) return &g;
+#else
+    (void)wtype, (void)isa;
+#endif
+    return nullptr;
+}
+
 QuantizeActFn find_quantizer(ActFormat f, Isa isa) {
     const bool x86 = (isa == Isa::Avx512 && isa_supported(Isa::Avx512)) ||
                      (isa >= Isa::Avx2 && isa_supported(Isa::Avx2));

@@ -58,6 +58,25 @@ using VecDotFn = void (*)(int64_t K, const void* w, const void* const* x, int nx
 // Quantizes one activation row of K elements into the ActFormat's blocks.
 using QuantizeActFn = void (*)(const float* x, void* dst, int64_t K);
 
+// Prompt GEMM (AVX-512 only, for the types where it pays): kGemmTokens activation rows packed
+// into one group (kernels/cpu/zmm_gemm.inc), then rows x groups in one call.
+inline constexpr int kGemmTokens = 16;
+using GroupBytesFn = int64_t (*)(int64_t K);
+using PackGroupFn = void (*)(const void* const* rows, int64_t K, void* dst);
+// y[t * ldy + r] = dot(w row r, token t) for r < n_rows, t < n_tokens; token t is lane
+// t % kGemmTokens of group t / kGemmTokens (the last group may be partly padding).
+using GemmFn = void (*)(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
+                        int64_t n_tokens, float* y, int64_t ldy);
+struct GemmKernel {
+    DType wtype;
+    ActFormat act;
+    GroupBytesFn group_bytes;
+    PackGroupFn pack;
+    GemmFn run;
+};
+// The GEMM for (wtype, isa), or nullptr (then the dot kernels do prompts too).
+const GemmKernel* find_gemm(DType wtype, Isa isa);
+
 struct DotKernel {
     DType wtype;
     Isa isa;

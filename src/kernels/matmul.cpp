@@ -1,6 +1,7 @@
 // The fast matmul: activations packed once (ops::pack_acts), then (row block) tasks over the
 // pool, each running the table's dot kernel for the active ISA (kernels/dispatch.h).
 #include <algorithm>
+#include <vector>
 
 #include "core/check.h"
 #include "kernels/dispatch.h"
@@ -67,9 +68,32 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     const int64_t chunk = std::clamp<int64_t>((48 << 10) / std::max<int64_t>(1, wrb), 4, 256);
     const void* xp[kern::kMaxNx];
     float out[kern::kMaxNx];
+    int64_t t_first = 0;  // tokens before it went through the GEMM
+    constexpr int kG = kern::kGemmTokens;
+    // The GEMM takes every full group of kG tokens, and a partial last group when it has at
+    // least kMinPartial tokens (padding lanes cost less than the dot kernels' weight decoding);
+    // a smaller tail goes through the dot kernels below.
+    constexpr int64_t kMinPartial = 4;
+    const int64_t tail = T % kG, n_gemm = tail >= kMinPartial ? T : T - tail;
+    if (const kern::GemmKernel* g = n_gemm > 0 ? kern::find_gemm(w.dtype, kern::active_isa()) : nullptr) {
+        const int64_t n_groups = (n_gemm + kG - 1) / kG, gb = g->group_bytes(K);
+        thread_local std::vector<uint8_t> groups, zero_row;
+        groups.resize(size_t(n_groups * gb));
+        if (int64_t(zero_row.size()) < x.row_bytes) zero_row.assign(size_t(x.row_bytes), 0);
+        const void* rp[kG];
+        for (int64_t gi = 0; gi < n_groups; ++gi) {
+            for (int j = 0; j < kG; ++j) {
+                const int64_t t = gi * kG + j;
+                rp[j] = t < n_gemm ? x.row(rows ? rows[t] : t) : zero_row.data();
+            }
+            g->pack(rp, K, groups.data() + gi * gb);
+        }
+        g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups.data(), n_gemm, y + n0, ldy);
+        t_first = n_gemm;
+    }
     for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
         const int64_t c1 = std::min(n1, c0 + chunk);
-        for (int64_t t = 0; t < T; t += kern::kMaxNx) {
+        for (int64_t t = t_first; t < T; t += kern::kMaxNx) {
             const int nx = int(std::min<int64_t>(kern::kMaxNx, T - t));
             for (int j = 0; j < nx; ++j) xp[j] = x.row(rows ? rows[t + j] : t + j);
             for (int64_t n = c0; n < c1; ++n) {

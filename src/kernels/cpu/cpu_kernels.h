@@ -40,6 +40,17 @@ MOE_DECLARE_CPU_KERNELS
 }
 namespace avx512 {
 MOE_DECLARE_CPU_KERNELS
+// Prompt GEMM (zmm_gemm.inc); see kern::GemmKernel.
+int64_t g16_bytes_q8k(int64_t K);
+int64_t g16_bytes_q8x32(int64_t K);
+void pack_g16_q8k(const void* const* rows, int64_t K, void* dst);
+void pack_g16_q8x32(const void* const* rows, int64_t K, void* dst);
+void gemm_q4_k_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
+                   int64_t n_tokens, float* y, int64_t ldy);
+void gemm_q6_k_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
+                   int64_t n_tokens, float* y, int64_t ldy);
+void gemm_q8_0_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
+                   int64_t n_tokens, float* y, int64_t ldy);
 }
 
 #undef MOE_DECLARE_CPU_KERNELS
