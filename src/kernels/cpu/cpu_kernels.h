@@ -53,6 +53,14 @@ void gemm_q6_k_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, co
                    int64_t n_tokens, float* y, int64_t ldy);
 void gemm_q8_0_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
                    int64_t n_tokens, float* y, int64_t ldy);
+void gemm_q4_0_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
+                   int64_t n_tokens, float* y, int64_t ldy);
+void gemm_q5_0_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
+                   int64_t n_tokens, float* y, int64_t ldy);
+void gemm_iq4_nl_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
+                     int64_t n_tokens, float* y, int64_t ldy);
+void gemm_mxfp4_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
+                    int64_t n_tokens, float* y, int64_t ldy);
 }
 
 #undef MOE_DECLARE_CPU_KERNELS
