@@ -43,6 +43,25 @@ void softmax_with_sink(float* scores, int64_t n, const float* sink) {
     for (int64_t i = 0; i < n; ++i) scores[i] *= inv;
 }
 
+// y[t, h, :] = w[h] · x[h, t, :] for every head h: w is [nh, N, K], x is [nh, T, K], y is
+// [T, nh, N]. One parallel region over (head, row block) tasks: MLA's per-head matmuls are small
+// (tens of KiB each), so a region and a pool sync per head cost more than the products at T = 1.
+void per_head_matmul(const float* x, int64_t T, int nh, const TensorView& w, float* y,
+                     ThreadPool& pool) {
+    const int64_t N = w.shape[1], K = w.shape[2];
+    std::vector<ops::PackedActs> xa(static_cast<size_t>(nh));
+    for (int h = 0; h < nh; ++h)
+        ops::pack_acts(x + int64_t(h) * T * K, T, K, w.dtype, xa[size_t(h)], nullptr);
+    const int64_t rb = std::min<int64_t>(N, ops::matmul_row_block(N * nh, T, pool.size()));
+    const int64_t per_head = (N + rb - 1) / rb;
+    pool.parallel_for(nh * per_head, [&](int64_t task) {
+        const int h = int(task / per_head);
+        const int64_t n0 = (task % per_head) * rb, n1 = std::min(N, n0 + rb);
+        ops::matmul_rows(xa[size_t(h)], nullptr, T, w.slice(h), n0, n1, y + int64_t(h) * N,
+                         int64_t(nh) * N);
+    });
+}
+
 }  // namespace
 
 void attention_forward(const AttentionConfig& c, const AttentionWeights& w, int il,
@@ -129,16 +148,12 @@ void mla_forward(const MlaConfig& c, const MlaWeights& w, int il, const float* x
 
     // Absorb: q_lat[t,h] = wk_b[h] · q_nope[t,h]   ([kv_lora, nope] · [nope])
     std::vector<float> q_lat(size_t(T * nh * lora));  // [T, nh, kv_lora]
-    std::vector<float> qn(size_t(T * nope));           // [T, nope] for one head
-    for (int h = 0; h < nh; ++h) {
-        std::vector<float> tmp(size_t(T * lora));
+    std::vector<float> qn(size_t(nh * T * nope));      // [nh, T, nope]
+    for (int h = 0; h < nh; ++h)
         for (int64_t t = 0; t < T; ++t)
-            std::copy_n(q.data() + t * q_w + int64_t(h) * qk, nope, qn.data() + t * nope);
-        ops::matmul(qn.data(), T, w.wk_b.slice(h), tmp.data(), pool);
-        for (int64_t t = 0; t < T; ++t)
-            std::copy_n(tmp.data() + t * lora, lora, q_lat.data() + (t * nh + h) * lora);
-    }
-
+            std::copy_n(q.data() + t * q_w + int64_t(h) * qk, nope,
+                        qn.data() + (int64_t(h) * T + t) * nope);
+    per_head_matmul(qn.data(), T, nh, w.wk_b, q_lat.data(), pool);
     std::vector<float> o_lat(size_t(T * nh * lora));  // [T, nh, kv_lora]
     pool.parallel_for(T * nh, [&](int64_t task) {
         const int64_t t = task / nh;
@@ -163,15 +178,12 @@ void mla_forward(const MlaConfig& c, const MlaWeights& w, int il, const float* x
 
     // Per head: v[t,h] = wv_b[h] · o_lat[t,h]   ([v_head, kv_lora] · [kv_lora])
     std::vector<float> att(size_t(T * nh * c.v_head));  // [T, nh*v_head]
-    std::vector<float> ol(size_t(T * lora)), vh(size_t(T * c.v_head));
-    for (int h = 0; h < nh; ++h) {
+    std::vector<float> ol(size_t(nh * T * lora));        // [nh, T, kv_lora]
+    for (int h = 0; h < nh; ++h)
         for (int64_t t = 0; t < T; ++t)
-            std::copy_n(o_lat.data() + (t * nh + h) * lora, lora, ol.data() + t * lora);
-        ops::matmul(ol.data(), T, w.wv_b.slice(h), vh.data(), pool);
-        for (int64_t t = 0; t < T; ++t)
-            std::copy_n(vh.data() + t * c.v_head, c.v_head,
-                        att.data() + (t * nh + h) * c.v_head);
-    }
+            std::copy_n(o_lat.data() + (t * nh + h) * lora, lora,
+                        ol.data() + (int64_t(h) * T + t) * lora);
+    per_head_matmul(ol.data(), T, nh, w.wv_b, att.data(), pool);
     ops::matmul(att.data(), T, w.wo, out, pool);
     (void)n_embd;
 }
