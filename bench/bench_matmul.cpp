@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <string>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -29,7 +29,8 @@ double time_ms(int reps, const std::function<void()>& f) {
         const auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < reps; ++i) f();
         const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
         best = std::min(best, ms / reps);
     }
     return best;
@@ -87,7 +88,8 @@ int main(int argc, char** argv) {
     }
     const bool fast = std::getenv("MOE_BENCH_FAST") != nullptr;
     // MOE_BENCH_MATS=M: M different matrices used in turn (e.g. experts streamed from DRAM).
-    const int64_t mats = std::getenv("MOE_BENCH_MATS") ? std::atoll(std::getenv("MOE_BENCH_MATS")) : 1;
+    const int64_t mats =
+        std::getenv("MOE_BENCH_MATS") ? std::atoll(std::getenv("MOE_BENCH_MATS")) : 1;
     for (DType t : types) {
         const auto w = make_weights(t, N * mats, K, rng);
         const TensorView wall{t, Shape{mats, N, K}, w.data()};
@@ -106,14 +108,14 @@ int main(int argc, char** argv) {
             const int reps_ref = T == 1 ? 20 : 1;
             if (!fast)
                 row("ref-dequant", time_ms(reps_ref, [&] {
-                    ref::matmul_dequant(x.data(), T, wall.slice(0), y.data(), pool);
-                }));
+                        ref::matmul_dequant(x.data(), T, wall.slice(0), y.data(), pool);
+                    }));
             for (kern::Isa isa : {kern::Isa::Scalar, kern::Isa::Avx2, kern::Isa::Avx512}) {
                 if (!kern::isa_supported(isa) || (fast && isa != kern::Isa::Avx512)) continue;
                 kern::set_isa_override(isa);
-                const int reps = T == 1 ? (isa == kern::Isa::Scalar ? 20 : 500) : (isa == kern::Isa::Scalar ? 1 : 10);
-                row(std::string(kern::isa_name(isa)).c_str(),
-                    time_ms(reps, [&] {
+                const int reps = T == 1 ? (isa == kern::Isa::Scalar ? 20 : 500)
+                                        : (isa == kern::Isa::Scalar ? 1 : 10);
+                row(std::string(kern::isa_name(isa)).c_str(), time_ms(reps, [&] {
                         ops::matmul(x.data(), T, wall.slice(call++ % mats), y.data(), pool);
                     }));
             }

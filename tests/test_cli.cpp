@@ -58,7 +58,8 @@ TEST(Cli, ErrorsAreOneLineAndNonZero) {
           "logits -m " + model + " --tokens 1,512 -o " + tmp("x"),
           "logits -m " + model + " --tokens 1,,2 -o " + tmp("x"),
           "logits -m " + model + " --tokens 1 -o /nonexistent-dir/x.f32",
-          "logits -m " + test::fixtures_dir() + "/tokenizers/ggml-vocab-gpt-2.gguf --tokens 1 -o " + tmp("x"),
+          "logits -m " + test::fixtures_dir() + "/tokenizers/ggml-vocab-gpt-2.gguf --tokens 1 -o " +
+              tmp("x"),
           std::string("run -m /nonexistent.gguf -n 4")}) {
         const auto r = run(args);
         EXPECT_NE(r.code, 0) << args;
@@ -78,7 +79,8 @@ TEST(Cli, MmapFlags) {
 }
 
 TEST(Cli, RunGeneratesAndReportsSpeeds) {
-    const auto r = run("run -m " + test::gguf_path("mixtral", "q8_0") + " -p \"In the\" -n 8 --seed 3");
+    const auto r =
+        run("run -m " + test::gguf_path("mixtral", "q8_0") + " -p \"In the\" -n 8 --seed 3");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("load time:"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("prompt:"), std::string::npos);

@@ -21,10 +21,10 @@ namespace {
 using kern::ActFormat;
 using kern::Isa;
 
-const DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16,   DType::Q8_0,   DType::Q4_0,
-                        DType::Q4_1, DType::Q5_0, DType::Q5_1,   DType::Q2_K,   DType::Q3_K,
-                        DType::Q4_K, DType::Q5_K, DType::Q6_K,   DType::IQ4_NL, DType::IQ4_XS,
-                        DType::MXFP4};
+const DType kTypes[] = {DType::F32,  DType::F16,    DType::BF16,   DType::Q8_0,
+                        DType::Q4_0, DType::Q4_1,   DType::Q5_0,   DType::Q5_1,
+                        DType::Q2_K, DType::Q3_K,   DType::Q4_K,   DType::Q5_K,
+                        DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
 
 // Random weight rows: random bytes (every bit pattern of the level fields is valid) with the
 // scale fields overwritten by small positive/negative f16 values (E8M0 near 2^0 for MXFP4).
@@ -49,25 +49,37 @@ std::vector<uint8_t> random_weights(DType t, int64_t N, int64_t K, std::mt19937&
         uint8_t* b = w.data() + off;
         const float s = (rng() & 1) ? u(rng) : -u(rng);
         switch (t) {
-            case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: case DType::IQ4_NL:
+            case DType::Q8_0:
+            case DType::Q4_0:
+            case DType::Q5_0:
+            case DType::IQ4_NL:
             case DType::IQ4_XS:
                 f16(b, s);
                 break;
-            case DType::Q4_1: case DType::Q5_1:  // min near -d * mid-level: centred weights
+            case DType::Q4_1:
+            case DType::Q5_1:  // min near -d * mid-level: centred weights
                 f16(b, std::fabs(s));
                 f16(b + 2, -std::fabs(s) * (t == DType::Q4_1 ? 7.5f : 15.5f) *
                                (0.8f + 0.4f * float(rng() % 1000) / 1000.0f));
                 break;
-            case DType::Q4_K: case DType::Q5_K:
+            case DType::Q4_K:
+            case DType::Q5_K:
                 f16(b, std::fabs(s)), f16(b + 2, std::fabs(u(rng)));
                 break;
             case DType::Q2_K:
                 f16(b + 80, std::fabs(s)), f16(b + 82, std::fabs(u(rng)));
                 break;
-            case DType::Q3_K: f16(b + 108, s); break;
-            case DType::Q6_K: f16(b + 208, s); break;
-            case DType::MXFP4: b[0] = uint8_t(120 + rng() % 8); break;
-            default: break;
+            case DType::Q3_K:
+                f16(b + 108, s);
+                break;
+            case DType::Q6_K:
+                f16(b + 208, s);
+                break;
+            case DType::MXFP4:
+                b[0] = uint8_t(120 + rng() % 8);
+                break;
+            default:
+                break;
         }
     }
     return w;
@@ -114,10 +126,11 @@ struct IsaGuard {
 
 TEST(Dispatch, ReportsFeaturesAndHasScalarForEveryType) {
     const auto& f = kern::cpu_features();
-    std::printf("cpu: avx2=%d fma=%d f16c=%d avx512f=%d bw=%d vl=%d dq=%d vnni=%d bf16=%d; "
-                "active isa: %s\n",
-                f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl, f.avx512dq,
-                f.avx512vnni, f.avx512bf16, std::string(kern::isa_name(kern::active_isa())).c_str());
+    std::printf(
+        "cpu: avx2=%d fma=%d f16c=%d avx512f=%d bw=%d vl=%d dq=%d vnni=%d bf16=%d; "
+        "active isa: %s\n",
+        f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl, f.avx512dq, f.avx512vnni,
+        f.avx512bf16, std::string(kern::isa_name(kern::active_isa())).c_str());
     for (DType t : kTypes) {
         EXPECT_NE(kern::exact_kernel(t, Isa::Scalar), nullptr) << dtype_name(t);
         EXPECT_TRUE(ops::weight_type_supported(t));
@@ -167,7 +180,8 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
             if (ref->act == ActFormat::F32)
                 std::memcpy(xq.data() + i * xrb, x.data() + i * K, size_t(K) * 4);
             else
-                kern::find_quantizer(ref->act, Isa::Scalar)(x.data() + i * K, xq.data() + i * xrb, K);
+                kern::find_quantizer(ref->act, Isa::Scalar)(x.data() + i * K, xq.data() + i * xrb,
+                                                            K);
         }
         std::vector<float> want(size_t(T * N));
         for (int64_t n = 0; n < N; ++n)
@@ -191,9 +205,8 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
                     }
                 std::string first;
                 const double e = nmse(got, want, N, &first);
-                EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa)
-                                    << " K=" << K << " T=" << T << " nx=" << g << " nmse=" << e
-                                    << first;
+                EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa) << " K=" << K
+                                    << " T=" << T << " nx=" << g << " nmse=" << e << first;
             }
         }
     }
@@ -223,8 +236,8 @@ TEST_P(KernelsByType, MatmulMatchesDequantizedReference) {
                 ops::matmul(x.data(), T, wv, got.data(), pool);
                 std::string first;
                 const double e = nmse(got, want, N, &first);
-                EXPECT_LT(e, bound) << dtype_name(t) << " isa=" << kern::isa_name(isa)
-                                    << " N=" << N << " T=" << T << " nmse=" << e << first;
+                EXPECT_LT(e, bound) << dtype_name(t) << " isa=" << kern::isa_name(isa) << " N=" << N
+                                    << " T=" << T << " nmse=" << e << first;
             }
         }
     }
@@ -241,8 +254,10 @@ TEST_P(KernelsByType, PromptGemmMatchesScalarVecDot) {
     // T: full groups + a padded partial group; full groups + a tail for the dot kernels; one
     // partial group only.
     constexpr int64_t kG = kern::kGemmTokens;
-    for (auto [K, T] : {std::pair<int64_t, int64_t>{256, 2 * kG + 5}, {768, 2 * kG + 5},
-                        {256, 2 * kG + 3}, {768, 7}}) {
+    for (auto [K, T] : {std::pair<int64_t, int64_t>{256, 2 * kG + 5},
+                        {768, 2 * kG + 5},
+                        {256, 2 * kG + 3},
+                        {768, 7}}) {
         const int64_t N = 37;
         const auto w = random_weights(t, N, K, rng);
         const TensorView wv{t, Shape{N, K}, w.data()};

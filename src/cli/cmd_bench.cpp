@@ -69,14 +69,16 @@ int run_bench_cmd(const BenchArgs& a) {
 
 void register_bench_command(CLI::App& app, int& exit_code) {
     auto a = std::make_shared<BenchArgs>();
-    auto* cmd = app.add_subcommand("bench", "measure prompt and generation throughput (llama-bench style)");
+    auto* cmd =
+        app.add_subcommand("bench", "measure prompt and generation throughput (llama-bench style)");
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
     cmd->add_option("-p,--n-prompt", a->prompt, "prompt lengths, comma list (default 512)");
     cmd->add_option("-n,--n-gen", a->gen, "generation lengths, comma list (default 128)");
     cmd->add_option("-t,--threads", a->threads, "thread counts, comma list (default: all cores)");
     cmd->add_option("-r,--repetitions", a->reps, "repetitions per test (default 5)");
-    cmd->add_option("--bw-mib", a->bw_mib, "buffer for the bandwidth measurement, MiB (default 1024)");
+    cmd->add_option("--bw-mib", a->bw_mib,
+                    "buffer for the bandwidth measurement, MiB (default 1024)");
     cmd->add_flag("--json", a->json, "print a JSON array instead of the Markdown table");
     cmd->callback([a, &exit_code] { exit_code = run_bench_cmd(*a); });
 }

@@ -47,9 +47,10 @@ struct ChatArgs {
 Result<std::vector<float>> eval_at(Session& s, std::span<const int32_t> tokens, int pos0) {
     if (tokens.empty()) return make_error("no tokens to evaluate");
     if (int64_t(pos0) + int64_t(tokens.size()) > s.n_ctx())
-        return make_error("the conversation ({} tokens) exceeds the context of {} (use /reset or "
-                          "raise -c)",
-                          int64_t(pos0) + int64_t(tokens.size()), s.n_ctx());
+        return make_error(
+            "the conversation ({} tokens) exceeds the context of {} (use /reset or "
+            "raise -c)",
+            int64_t(pos0) + int64_t(tokens.size()), s.n_ctx());
     std::vector<float> last;
     constexpr size_t kChunk = 512;
     for (size_t i0 = 0; i0 < tokens.size(); i0 += kChunk) {
@@ -103,11 +104,11 @@ int run_chat(ChatArgs a) {
                (*model)->config.family, renderer.describe(), s.n_ctx());
     fmt::print(stderr, "type a message; /reset starts over, /exit quits, Ctrl-C stops a reply\n");
 
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = chat_on_sigint;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;
-    struct sigaction old_sa{};
+    struct sigaction old_sa {};
     sigaction(SIGINT, &sa, &old_sa);
 
     std::vector<ChatMessage> msgs;
@@ -192,7 +193,9 @@ int run_chat(ChatArgs a) {
                 }
             }
             final_text = text.substr(0, upto);
-            const size_t safe = stopped ? upto : upto - stop_holdback(std::string_view(text).substr(0, upto), stops);
+            const size_t safe =
+                stopped ? upto
+                        : upto - stop_holdback(std::string_view(text).substr(0, upto), stops);
             if (safe > emitted.size() && text.compare(0, emitted.size(), emitted) == 0) {
                 std::fwrite(text.data() + emitted.size(), 1, safe - emitted.size(), stdout);
                 std::fflush(stdout);
@@ -211,14 +214,18 @@ int run_chat(ChatArgs a) {
         const double t_gen = now_seconds() - t1;
         const bool interrupted = g_interrupted.load();
         g_generating.store(false);
-        if (final_text.size() > emitted.size() && final_text.compare(0, emitted.size(), emitted) == 0)
-            std::fwrite(final_text.data() + emitted.size(), 1, final_text.size() - emitted.size(), stdout);
+        if (final_text.size() > emitted.size() &&
+            final_text.compare(0, emitted.size(), emitted) == 0)
+            std::fwrite(final_text.data() + emitted.size(), 1, final_text.size() - emitted.size(),
+                        stdout);
         std::fputs("\n", stdout);
         std::fflush(stdout);
         if (interrupted) fmt::print(stderr, "[reply stopped]\n");
-        fmt::print(stderr, "[prompt: {} new tokens ({} cached), {:.1f} tok/s; reply: {} tokens, {:.1f} tok/s]\n",
-                   suffix.size(), p, suffix.size() / std::max(t_prompt, 1e-9), reply.size(),
-                   reply.size() / std::max(t_gen, 1e-9));
+        fmt::print(
+            stderr,
+            "[prompt: {} new tokens ({} cached), {:.1f} tok/s; reply: {} tokens, {:.1f} tok/s]\n",
+            suffix.size(), p, suffix.size() / std::max(t_prompt, 1e-9), reply.size(),
+            reply.size() / std::max(t_gen, 1e-9));
         msgs.push_back({"assistant", trim_ws(final_text)});
     }
     sigaction(SIGINT, &old_sa, nullptr);
@@ -233,7 +240,8 @@ void register_chat_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-m,--model", a->model, "GGUF file or HF folder (default: bundled demo MoE)");
     add_weight_memory_options(cmd);
     cmd->add_option("--system", a->system, "system message");
-    cmd->add_option("-n,--n-predict", a->n_predict, "max tokens per reply")->check(CLI::NonNegativeNumber);
+    cmd->add_option("-n,--n-predict", a->n_predict, "max tokens per reply")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating past end-of-generation tokens");
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
     cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)");

@@ -3,13 +3,13 @@
 // with --ref the KL divergence and top-1 agreement against a model of the same vocabulary, plus
 // routing variance (expert sets that differ vs --ref, and batch 1 vs one batch).
 #include <fmt/core.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "analysis/perplexity.h"
@@ -60,8 +60,9 @@ Result<void> check_same_vocab(const Model& a, const Model& b) {
 }
 
 class ProgressBar {
-public:
-    explicit ProgressBar(bool enabled) : on_(enabled), tty_(isatty(fileno(stderr))), t0_(now_seconds()) {}
+  public:
+    explicit ProgressBar(bool enabled)
+        : on_(enabled), tty_(isatty(fileno(stderr))), t0_(now_seconds()) {}
     void update(const PerplexityProgress& p) {
         if (!on_) return;
         const int width = 30;
@@ -70,14 +71,15 @@ public:
         const double eta = p.window ? el / p.window * (p.n_windows - p.window) : 0;
         std::string bar(size_t(filled), '#');
         bar.resize(size_t(width), '.');
-        fmt::print(stderr, "{}[{}] window {}/{}  PPL {:.4f}  ({} tokens scored, {:.1f}s, ETA {:.0f}s){}",
+        fmt::print(stderr,
+                   "{}[{}] window {}/{}  PPL {:.4f}  ({} tokens scored, {:.1f}s, ETA {:.0f}s){}",
                    tty_ ? "\r" : "", bar, p.window, p.n_windows, p.ppl, p.n_scored, el, eta,
                    tty_ ? "" : "\n");
         if (tty_ && p.window == p.n_windows) fmt::print(stderr, "\n");
         std::fflush(stderr);
     }
 
-private:
+  private:
     bool on_, tty_;
     double t0_;
 };
@@ -197,9 +199,10 @@ int run_eval(const EvalArgs& a) {
                r.ppl_stderr, r.n_scored, r.n_windows, a.n_ctx, secs);
     if (r.has_ref) {
         fmt::print("reference PPL = {:.4f} +/- {:.5f}  ({})\n", r.ref_ppl, r.ref_ppl_stderr, a.ref);
-        fmt::print("KL divergence (ref || model): mean {:.6f} +/- {:.6f}, 99th percentile {:.6f}, "
-                   "max {:.6f}\n",
-                   r.kl_mean, r.kl_stderr, r.kl_p99, r.kl_max);
+        fmt::print(
+            "KL divergence (ref || model): mean {:.6f} +/- {:.6f}, 99th percentile {:.6f}, "
+            "max {:.6f}\n",
+            r.kl_mean, r.kl_stderr, r.kl_p99, r.kl_max);
         fmt::print("top-1 agreement with ref: {:.3f}%\n", r.top1_agreement * 100.0);
         fmt::print("routing differs from ref: {}\n", share(r.routing_vs_ref));
     }

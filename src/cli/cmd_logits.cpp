@@ -46,7 +46,8 @@ int run_logits(const LogitsArgs& a) {
     if (!logits) return report(logits.message());
     if (auto r = write_f32(a.out, *logits); !r) return report(r.message());
     if (want_router) {
-        if (m.config.n_moe_layers() == 0) return report("--router-out: the model has no MoE layers");
+        if (m.config.n_moe_layers() == 0)
+            return report("--router-out: the model has no MoE layers");
         if (auto r = write_f32(a.router_out, trace.logits); !r) return report(r.message());
     }
     return 0;
@@ -64,7 +65,8 @@ void register_logits_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--router-out", a->router_out,
                     "write router logits float32 [n_moe_layers, n_tokens, n_expert]");
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
-    cmd->add_option("--override-kv", a->overrides, "override metadata: KEY=TYPE:VALUE (int|float|bool|str)");
+    cmd->add_option("--override-kv", a->overrides,
+                    "override metadata: KEY=TYPE:VALUE (int|float|bool|str)");
     cmd->callback([a, &exit_code] { exit_code = run_logits(*a); });
 }
 

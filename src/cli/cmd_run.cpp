@@ -51,11 +51,14 @@ int run_generate(RunArgs a) {
                                            prefill ? RoutingPhase::Prefill : RoutingPhase::Decode);
         };
     }
-    auto st = generate(s, **tok, prompt, a.n_predict, sampler, [](std::string_view piece) {
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-        return true;
-    }, 0, observe);
+    auto st = generate(
+        s, **tok, prompt, a.n_predict, sampler,
+        [](std::string_view piece) {
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+            return true;
+        },
+        0, observe);
     std::fputs("\n", stdout);
     if (!st) return report(st.message());
     if (!route_ok) return report(route_ok.message());
@@ -79,10 +82,12 @@ void register_run_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-m,--model", a->model, "GGUF file or HF folder (default: bundled demo MoE)");
     add_weight_memory_options(cmd);
     cmd->add_option("-p,--prompt", a->prompt, "prompt text");
-    cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")->check(CLI::NonNegativeNumber);
+    cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
     cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)");
-    cmd->add_option("--override-kv", a->overrides, "override metadata: KEY=TYPE:VALUE (int|float|bool|str)");
+    cmd->add_option("--override-kv", a->overrides,
+                    "override metadata: KEY=TYPE:VALUE (int|float|bool|str)");
     add_sampling_options(cmd, a->sp);
     cmd->add_option("--routing-stats", a->routing_stats, "write routing statistics (JSON) here");
     cmd->callback([a, &exit_code] { exit_code = run_generate(*a); });

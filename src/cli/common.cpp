@@ -1,12 +1,12 @@
 #include "cli/common.h"
 
-#include "core/mapped_file.h"
-
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+
+#include "core/mapped_file.h"
 
 namespace moe::cli {
 

@@ -1,9 +1,9 @@
 // Helpers shared by the subcommands: error reporting, the bundled default model, token lists.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>

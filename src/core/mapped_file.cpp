@@ -1,6 +1,7 @@
 #include "core/mapped_file.h"
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,8 +14,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/core.h>
 
 namespace moe {
 namespace {
@@ -38,8 +37,12 @@ size_t mem_available() {
 
 }  // namespace
 
-void set_weight_memory(WeightMemory m) { g_weight_memory.store(m); }
-WeightMemory weight_memory() { return g_weight_memory.load(); }
+void set_weight_memory(WeightMemory m) {
+    g_weight_memory.store(m);
+}
+WeightMemory weight_memory() {
+    return g_weight_memory.load();
+}
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
     return open(path, weight_memory());
@@ -67,7 +70,7 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, We
     }
     if (mode == WeightMemory::Auto)
         mode = f->size_ >= kLoadMinBytes && f->size_ <= mem_available() / 2 ? WeightMemory::Load
-                                                                             : WeightMemory::Map;
+                                                                            : WeightMemory::Map;
     if (mode == WeightMemory::Load) {
         // 2 MiB-aligned anonymous region, huge pages requested before the first touch.
         const size_t len = (f->size_ + kHugePage - 1) / kHugePage * kHugePage;
@@ -81,8 +84,8 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, We
         }
         f->region_ = raw;
         f->region_size_ = len + kHugePage;
-        auto* base = reinterpret_cast<uint8_t*>(
-            (reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) / kHugePage * kHugePage);
+        auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) /
+                                                kHugePage * kHugePage);
         ::madvise(base, len, MADV_HUGEPAGE);  // advice only: 4 KiB pages still work
         // Read in parallel: most of the time is the kernel zeroing fresh pages on first touch,
         // which runs on the touching thread.
@@ -95,8 +98,8 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, We
                 const size_t b = std::min(f->size_, size_t(i) * per);
                 const size_t e = std::min(f->size_, b + per);
                 for (size_t done = b; done < e;) {
-                    const ssize_t r = ::pread(fd, base + done, std::min<size_t>(e - done, 1u << 28),
-                                              off_t(done));
+                    const ssize_t r =
+                        ::pread(fd, base + done, std::min<size_t>(e - done, 1u << 28), off_t(done));
                     if (r < 0 && errno == EINTR) continue;
                     if (r <= 0) {
                         errors[i] = fmt::format("cannot read '{}' at byte {}: {}", path, done,

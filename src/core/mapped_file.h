@@ -25,7 +25,7 @@ void set_weight_memory(WeightMemory m);
 WeightMemory weight_memory();
 
 class MappedFile {
-public:
+  public:
     // Opens with the process-wide weight_memory() choice.
     static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
     static Result<std::shared_ptr<MappedFile>> open(const std::string& path, WeightMemory m);
@@ -38,7 +38,7 @@ public:
     const std::string& path() const { return path_; }
     bool loaded() const { return loaded_; }  // copied into anonymous memory (else mapped)
 
-private:
+  private:
     MappedFile() = default;
     const uint8_t* data_ = nullptr;
     size_t size_ = 0;

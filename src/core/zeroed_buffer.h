@@ -12,7 +12,7 @@
 namespace moe {
 
 class ZeroedBuffer {
-public:
+  public:
     ZeroedBuffer() = default;
     explicit ZeroedBuffer(size_t bytes) : size_(bytes) {
         if (bytes == 0) return;
@@ -41,7 +41,7 @@ public:
     }
     size_t size() const { return size_; }
 
-private:
+  private:
     void release() {
         if (data_) ::munmap(data_, size_);
         data_ = nullptr;

@@ -34,8 +34,8 @@ CpuFeatures detect() {
     const bool osxsave = (c >> 27) & 1;
     if (!osxsave) return f;
     const uint64_t xcr0 = xgetbv0();
-    const bool os_ymm = (xcr0 & 0x6) == 0x6;     // SSE + AVX state
-    const bool os_zmm = (xcr0 & 0xE6) == 0xE6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+    const bool os_ymm = (xcr0 & 0x6) == 0x6;    // SSE + AVX state
+    const bool os_zmm = (xcr0 & 0xE6) == 0xE6;  // + opmask, ZMM_Hi256, Hi16_ZMM
     const bool avx = (c >> 28) & 1;
     const bool fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
     unsigned a7, b7, c7, d7;
@@ -69,9 +69,12 @@ Isa env_or_best() {
     if (const char* e = std::getenv("MOE_ISA")) {
         const std::string s(e);
         Isa want = best;
-        if (s == "scalar") want = Isa::Scalar;
-        else if (s == "avx2") want = Isa::Avx2;
-        else if (s == "avx512") want = Isa::Avx512;
+        if (s == "scalar")
+            want = Isa::Scalar;
+        else if (s == "avx2")
+            want = Isa::Avx2;
+        else if (s == "avx512")
+            want = Isa::Avx512;
         if (int(want) < int(best)) best = want;
     }
     return best;
@@ -79,29 +82,27 @@ Isa env_or_best() {
 
 // The table: one row per (weight type, ISA). Tuning is data: to change which kernel a type
 // uses on an ISA, edit its row; find_kernel falls back to lower ISAs for missing rows.
-#define MOE_ROWS(ns, isa)                                                          \
-    {DType::F32, isa, ActFormat::F32, ns::vec_dot_f32_f32},                       \
-    {DType::F16, isa, ActFormat::F32, ns::vec_dot_f16_f32},                       \
-    {DType::BF16, isa, ActFormat::F32, ns::vec_dot_bf16_f32},                     \
-    {DType::Q8_0, isa, ActFormat::Q8x32, ns::vec_dot_q8_0_q8x32},                 \
-    {DType::Q4_0, isa, ActFormat::Q8x32, ns::vec_dot_q4_0_q8x32},                 \
-    {DType::Q4_1, isa, ActFormat::Q8x32, ns::vec_dot_q4_1_q8x32},                 \
-    {DType::Q5_0, isa, ActFormat::Q8x32, ns::vec_dot_q5_0_q8x32},                 \
-    {DType::Q5_1, isa, ActFormat::Q8x32, ns::vec_dot_q5_1_q8x32},                 \
-    {DType::IQ4_NL, isa, ActFormat::Q8x32, ns::vec_dot_iq4_nl_q8x32},             \
-    {DType::MXFP4, isa, ActFormat::Q8x32, ns::vec_dot_mxfp4_q8x32},               \
-    {DType::Q2_K, isa, ActFormat::Q8K, ns::vec_dot_q2_k_q8k},                     \
-    {DType::Q3_K, isa, ActFormat::Q8K, ns::vec_dot_q3_k_q8k},                     \
-    {DType::Q4_K, isa, ActFormat::Q8K, ns::vec_dot_q4_k_q8k},                     \
-    {DType::Q5_K, isa, ActFormat::Q8K, ns::vec_dot_q5_k_q8k},                     \
-    {DType::Q6_K, isa, ActFormat::Q8K, ns::vec_dot_q6_k_q8k},                     \
-    {DType::IQ4_XS, isa, ActFormat::Q8K, ns::vec_dot_iq4_xs_q8k},
+#define MOE_ROWS(ns, isa)                                                 \
+    {DType::F32, isa, ActFormat::F32, ns::vec_dot_f32_f32},               \
+        {DType::F16, isa, ActFormat::F32, ns::vec_dot_f16_f32},           \
+        {DType::BF16, isa, ActFormat::F32, ns::vec_dot_bf16_f32},         \
+        {DType::Q8_0, isa, ActFormat::Q8x32, ns::vec_dot_q8_0_q8x32},     \
+        {DType::Q4_0, isa, ActFormat::Q8x32, ns::vec_dot_q4_0_q8x32},     \
+        {DType::Q4_1, isa, ActFormat::Q8x32, ns::vec_dot_q4_1_q8x32},     \
+        {DType::Q5_0, isa, ActFormat::Q8x32, ns::vec_dot_q5_0_q8x32},     \
+        {DType::Q5_1, isa, ActFormat::Q8x32, ns::vec_dot_q5_1_q8x32},     \
+        {DType::IQ4_NL, isa, ActFormat::Q8x32, ns::vec_dot_iq4_nl_q8x32}, \
+        {DType::MXFP4, isa, ActFormat::Q8x32, ns::vec_dot_mxfp4_q8x32},   \
+        {DType::Q2_K, isa, ActFormat::Q8K, ns::vec_dot_q2_k_q8k},         \
+        {DType::Q3_K, isa, ActFormat::Q8K, ns::vec_dot_q3_k_q8k},         \
+        {DType::Q4_K, isa, ActFormat::Q8K, ns::vec_dot_q4_k_q8k},         \
+        {DType::Q5_K, isa, ActFormat::Q8K, ns::vec_dot_q5_k_q8k},         \
+        {DType::Q6_K, isa, ActFormat::Q8K, ns::vec_dot_q6_k_q8k},         \
+        {DType::IQ4_XS, isa, ActFormat::Q8K, ns::vec_dot_iq4_xs_q8k},
 
-const DotKernel kTable[] = {
-    MOE_ROWS(ref, Isa::Scalar)
+const DotKernel kTable[] = {MOE_ROWS(ref, Isa::Scalar)
 #ifdef MOE_X86
-    MOE_ROWS(cpu::avx2, Isa::Avx2)
-    MOE_ROWS(cpu::avx512, Isa::Avx512)
+                                MOE_ROWS(cpu::avx2, Isa::Avx2) MOE_ROWS(cpu::avx512, Isa::Avx512)
 #endif
 };
 #undef MOE_ROWS
@@ -110,9 +111,12 @@ const DotKernel kTable[] = {
 
 std::string_view isa_name(Isa isa) {
     switch (isa) {
-        case Isa::Scalar: return "scalar";
-        case Isa::Avx2: return "avx2";
-        case Isa::Avx512: return "avx512";
+        case Isa::Scalar:
+            return "scalar";
+        case Isa::Avx2:
+            return "avx2";
+        case Isa::Avx512:
+            return "avx512";
     }
     return "?";
 }
@@ -125,8 +129,10 @@ const CpuFeatures& cpu_features() {
 bool isa_supported(Isa isa) {
     const auto& f = cpu_features();
     switch (isa) {
-        case Isa::Scalar: return true;
-        case Isa::Avx2: return f.avx2 && f.fma && f.f16c;
+        case Isa::Scalar:
+            return true;
+        case Isa::Avx2:
+            return f.avx2 && f.fma && f.f16c;
         case Isa::Avx512:
             return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl &&
                    f.avx512dq && f.avx512vnni && f.avx512bf16;
@@ -140,8 +146,12 @@ Isa active_isa() {
     return o >= 0 ? Isa(o) : from_env;
 }
 
-void set_isa_override(Isa isa) { g_override.store(int(isa), std::memory_order_relaxed); }
-void clear_isa_override() { g_override.store(-1, std::memory_order_relaxed); }
+void set_isa_override(Isa isa) {
+    g_override.store(int(isa), std::memory_order_relaxed);
+}
+void clear_isa_override() {
+    g_override.store(-1, std::memory_order_relaxed);
+}
 
 ActFormat act_format(DType wtype) {
     const DotKernel* k = exact_kernel(wtype, Isa::Scalar);
@@ -150,18 +160,24 @@ ActFormat act_format(DType wtype) {
 
 int act_block_elems(ActFormat f) {
     switch (f) {
-        case ActFormat::F32: return 1;
-        case ActFormat::Q8x32: return 32;
-        case ActFormat::Q8K: return 256;
+        case ActFormat::F32:
+            return 1;
+        case ActFormat::Q8x32:
+            return 32;
+        case ActFormat::Q8K:
+            return 256;
     }
     return 1;
 }
 
 int64_t act_row_bytes(ActFormat f, int64_t K) {
     switch (f) {
-        case ActFormat::F32: return K * 4;
-        case ActFormat::Q8x32: return K / 32 * int64_t(sizeof(BlockQ8x32));
-        case ActFormat::Q8K: return K / 256 * kQ8KBytes;
+        case ActFormat::F32:
+            return K * 4;
+        case ActFormat::Q8x32:
+            return K / 32 * int64_t(sizeof(BlockQ8x32));
+        case ActFormat::Q8K:
+            return K / 256 * kQ8KBytes;
     }
     return 0;
 }
@@ -205,17 +221,22 @@ QuantizeActFn find_quantizer(ActFormat f, Isa isa) {
     const bool x86 = (isa == Isa::Avx512 && isa_supported(Isa::Avx512)) ||
                      (isa >= Isa::Avx2 && isa_supported(Isa::Avx2));
     switch (f) {
-        case ActFormat::F32: return nullptr;
+        case ActFormat::F32:
+            return nullptr;
         case ActFormat::Q8x32:
 #ifdef MOE_X86
-            if (x86) return isa == Isa::Avx512 && isa_supported(Isa::Avx512)
-                                ? cpu::avx512::quantize_row_q8x32 : cpu::avx2::quantize_row_q8x32;
+            if (x86)
+                return isa == Isa::Avx512 && isa_supported(Isa::Avx512)
+                           ? cpu::avx512::quantize_row_q8x32
+                           : cpu::avx2::quantize_row_q8x32;
 #endif
             return ref::quantize_row_q8x32;
         case ActFormat::Q8K:
 #ifdef MOE_X86
-            if (x86) return isa == Isa::Avx512 && isa_supported(Isa::Avx512)
-                                ? cpu::avx512::quantize_row_q8_k : cpu::avx2::quantize_row_q8_k;
+            if (x86)
+                return isa == Isa::Avx512 && isa_supported(Isa::Avx512)
+                           ? cpu::avx512::quantize_row_q8_k
+                           : cpu::avx2::quantize_row_q8_k;
 #endif
             return ref::quantize_row_q8_k;
     }

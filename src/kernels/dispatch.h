@@ -14,7 +14,7 @@ enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 std::string_view isa_name(Isa isa);
 
 struct CpuFeatures {
-    bool avx2 = false, fma = false, f16c = false;                      // + OS saves YMM
+    bool avx2 = false, fma = false, f16c = false;                                // + OS saves YMM
     bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;  // + OS saves ZMM
     bool avx512vnni = false, avx512bf16 = false;
 };

@@ -40,7 +40,9 @@ void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& ou
     }
 }
 
-bool acts_fit(const PackedActs& a, DType wtype) { return a.act == int(kern::act_format(wtype)); }
+bool acts_fit(const PackedActs& a, DType wtype) {
+    return a.act == int(kern::act_format(wtype));
+}
 
 int64_t matmul_row_block(int64_t N, int64_t T, int n_threads) {
     // About 4 tasks per thread for load balance, rounded to a multiple of 4 rows; at least 4
@@ -75,7 +77,8 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     // a smaller tail goes through the dot kernels below.
     constexpr int64_t kMinPartial = 4;
     const int64_t tail = T % kG, n_gemm = tail >= kMinPartial ? T : T - tail;
-    if (const kern::GemmKernel* g = n_gemm > 0 ? kern::find_gemm(w.dtype, kern::active_isa()) : nullptr) {
+    if (const kern::GemmKernel* g =
+            n_gemm > 0 ? kern::find_gemm(w.dtype, kern::active_isa()) : nullptr) {
         const int64_t n_groups = (n_gemm + kG - 1) / kG, gb = g->group_bytes(K);
         thread_local std::vector<uint8_t> groups, zero_row;
         groups.resize(size_t(n_groups * gb));

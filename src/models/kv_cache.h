@@ -13,7 +13,7 @@
 namespace moe {
 
 class KvCache {
-public:
+  public:
     KvCache() = default;
     KvCache(const ModelConfig& c, int n_ctx, int n_seq);
 
@@ -29,7 +29,7 @@ public:
     }
     size_t bytes() const;
 
-private:
+  private:
     int n_ctx_ = 0, n_seq_ = 0;
     std::vector<int> k_width_, v_width_;
     std::vector<ZeroedBuffer> k_, v_;  // [n_layer][n_seq * n_ctx * width] f32, pages on first use

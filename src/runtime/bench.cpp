@@ -146,9 +146,11 @@ Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
         Session s(m, so);
         const int nt = s.pool().size();
         const double bw = measure_read_bandwidth(s.pool(), p.bandwidth_bytes);
-        // Warm-up: pages in the weights and sizes the buffers.
+        // Warm-up, as llama-bench does: one pass of the longest prompt pages in the weights and
+        // the KV cache (allocated lazily) and sizes the buffers; without it the first
+        // repetition ran ~30% slower.
         s.reset(0);
-        MOE_TRY(auto w1, s.eval_tokens(random_tokens(std::min(max_p, 32)), false));
+        MOE_TRY(auto w1, s.eval_tokens(random_tokens(max_p), false));
         MOE_TRY(auto w2, s.eval_tokens(random_tokens(1), false));
         for (int np : p.n_prompt) {
             if (np <= 0) continue;

@@ -76,9 +76,12 @@ Result<std::vector<float>> Session::eval_tokens(std::span<const int32_t> tokens,
             trace->n_expert_used = chunk_trace.n_expert_used;
             // Chunks append layer-major blocks; callers that need [layer, token] order across
             // chunks use a single chunk (n_batch >= prompt length).
-            trace->logits.insert(trace->logits.end(), chunk_trace.logits.begin(), chunk_trace.logits.end());
-            trace->selected.insert(trace->selected.end(), chunk_trace.selected.begin(), chunk_trace.selected.end());
-            trace->weights.insert(trace->weights.end(), chunk_trace.weights.begin(), chunk_trace.weights.end());
+            trace->logits.insert(trace->logits.end(), chunk_trace.logits.begin(),
+                                 chunk_trace.logits.end());
+            trace->selected.insert(trace->selected.end(), chunk_trace.selected.begin(),
+                                   chunk_trace.selected.end());
+            trace->weights.insert(trace->weights.end(), chunk_trace.weights.begin(),
+                                  chunk_trace.weights.end());
         }
     }
     return out;

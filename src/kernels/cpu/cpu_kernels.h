@@ -7,32 +7,24 @@
 
 namespace moe::cpu {
 
-#define MOE_DECLARE_CPU_KERNELS                                                               \
-    void vec_dot_f32_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);  \
-    void vec_dot_f16_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);  \
-    void vec_dot_bf16_f32(int64_t K, const void* w, const void* const* x, int nx, float* out); \
-    void vec_dot_q8_0_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
-                            float* out);                                                      \
-    void vec_dot_q4_0_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
-                            float* out);                                                      \
-    void vec_dot_q4_1_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
-                            float* out);                                                      \
-    void vec_dot_q5_0_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
-                            float* out);                                                      \
-    void vec_dot_q5_1_q8x32(int64_t K, const void* w, const void* const* x, int nx,           \
-                            float* out);                                                      \
-    void vec_dot_iq4_nl_q8x32(int64_t K, const void* w, const void* const* x, int nx,         \
-                              float* out);                                                    \
-    void vec_dot_mxfp4_q8x32(int64_t K, const void* w, const void* const* x, int nx,          \
-                             float* out);                                                     \
-    void vec_dot_q2_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
-    void vec_dot_q3_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
-    void vec_dot_q4_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
-    void vec_dot_q5_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
-    void vec_dot_q6_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out); \
-    void vec_dot_iq4_xs_q8k(int64_t K, const void* w, const void* const* x, int nx,           \
-                            float* out);                                                      \
-    void quantize_row_q8x32(const float* x, void* dst, int64_t K);                            \
+#define MOE_DECLARE_CPU_KERNELS                                                                    \
+    void vec_dot_f32_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);      \
+    void vec_dot_f16_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);      \
+    void vec_dot_bf16_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
+    void vec_dot_q8_0_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
+    void vec_dot_q4_0_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
+    void vec_dot_q4_1_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
+    void vec_dot_q5_0_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
+    void vec_dot_q5_1_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
+    void vec_dot_iq4_nl_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out); \
+    void vec_dot_mxfp4_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);  \
+    void vec_dot_q2_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
+    void vec_dot_q3_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
+    void vec_dot_q4_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
+    void vec_dot_q5_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
+    void vec_dot_q6_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
+    void vec_dot_iq4_xs_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
+    void quantize_row_q8x32(const float* x, void* dst, int64_t K);                                 \
     void quantize_row_q8_k(const float* x, void* dst, int64_t K);
 
 namespace avx2 {
@@ -61,7 +53,7 @@ void gemm_iq4_nl_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, 
                      int64_t n_tokens, float* y, int64_t ldy);
 void gemm_mxfp4_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
                     int64_t n_tokens, float* y, int64_t ldy);
-}
+}  // namespace avx512
 
 #undef MOE_DECLARE_CPU_KERNELS
 

@@ -34,8 +34,7 @@ float dot_f32_with(const float* x, int64_t K, Load load) {
 
 BlockQ8x32 load_q8x32(const void* x, int64_t b) {
     BlockQ8x32 blk;
-    std::memcpy(&blk, static_cast<const uint8_t*>(x) + b * int64_t(sizeof(BlockQ8x32)),
-                sizeof blk);
+    std::memcpy(&blk, static_cast<const uint8_t*>(x) + b * int64_t(sizeof(BlockQ8x32)), sizeof blk);
     return blk;
 }
 
@@ -76,8 +75,8 @@ struct Block32 {
     float m;
 };
 template <class Decode>
-void dot_q8x32(int64_t K, const void* w, int block_bytes, const void* const* x, int nx,
-               float* out, Decode decode) {
+void dot_q8x32(int64_t K, const void* w, int block_bytes, const void* const* x, int nx, float* out,
+               Decode decode) {
     for (int j = 0; j < nx; ++j) out[j] = 0.0f;
     const auto* wb = static_cast<const uint8_t*>(w);
     for (int64_t b = 0; b < K / 32; ++b, wb += block_bytes) {
@@ -103,8 +102,8 @@ struct SuperBlock {
     int scale[16], offset[16], min[16];
 };
 template <class Decode>
-void dot_q8k(int64_t K, const void* w, int block_bytes, const void* const* x, int nx,
-             float* out, Decode decode) {
+void dot_q8k(int64_t K, const void* w, int block_bytes, const void* const* x, int nx, float* out,
+             Decode decode) {
     for (int j = 0; j < nx; ++j) out[j] = 0.0f;
     const auto* wb = static_cast<const uint8_t*>(w);
     for (int64_t b = 0; b < K / 256; ++b, wb += block_bytes) {

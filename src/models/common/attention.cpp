@@ -64,9 +64,9 @@ void per_head_matmul(const float* x, int64_t T, int nh, const TensorView& w, flo
 
 }  // namespace
 
-void attention_forward(const AttentionConfig& c, const AttentionWeights& w, int il,
-                       const float* x, const Batch& b, int n_embd, float rms_eps, KvCache& kv,
-                       ThreadPool& pool, float* out) {
+void attention_forward(const AttentionConfig& c, const AttentionWeights& w, int il, const float* x,
+                       const Batch& b, int n_embd, float rms_eps, KvCache& kv, ThreadPool& pool,
+                       float* out) {
     const int64_t T = b.size();
     const int nh = c.n_head, nkv = c.n_head_kv, hd = c.head_dim;
     const int64_t q_w = int64_t(nh) * hd, kv_w = int64_t(nkv) * hd;
@@ -99,7 +99,8 @@ void attention_forward(const AttentionConfig& c, const AttentionWeights& w, int 
         const int h = int(task % nh), hk = h / group;
         const int s = b.seq[size_t(t)];
         const int64_t pos = b.pos[size_t(t)];
-        const int64_t p0 = c.sliding_window > 0 ? std::max<int64_t>(0, pos - c.sliding_window + 1) : 0;
+        const int64_t p0 =
+            c.sliding_window > 0 ? std::max<int64_t>(0, pos - c.sliding_window + 1) : 0;
         const float* qh = q.data() + t * q_w + int64_t(h) * hd;
         std::vector<float> sc(size_t(pos - p0 + 1));
         for (int64_t p = p0; p <= pos; ++p)
@@ -148,7 +149,7 @@ void mla_forward(const MlaConfig& c, const MlaWeights& w, int il, const float* x
 
     // Absorb: q_lat[t,h] = wk_b[h] · q_nope[t,h]   ([kv_lora, nope] · [nope])
     std::vector<float> q_lat(size_t(T * nh * lora));  // [T, nh, kv_lora]
-    std::vector<float> qn(size_t(nh * T * nope));      // [nh, T, nope]
+    std::vector<float> qn(size_t(nh * T * nope));     // [nh, T, nope]
     for (int h = 0; h < nh; ++h)
         for (int64_t t = 0; t < T; ++t)
             std::copy_n(q.data() + t * q_w + int64_t(h) * qk, nope,
@@ -178,7 +179,7 @@ void mla_forward(const MlaConfig& c, const MlaWeights& w, int il, const float* x
 
     // Per head: v[t,h] = wv_b[h] · o_lat[t,h]   ([v_head, kv_lora] · [kv_lora])
     std::vector<float> att(size_t(T * nh * c.v_head));  // [T, nh*v_head]
-    std::vector<float> ol(size_t(nh * T * lora));        // [nh, T, kv_lora]
+    std::vector<float> ol(size_t(nh * T * lora));       // [nh, T, kv_lora]
     for (int h = 0; h < nh; ++h)
         for (int64_t t = 0; t < T; ++t)
             std::copy_n(o_lat.data() + (t * nh + h) * lora, lora,
