@@ -37,22 +37,18 @@ int64_t g16_bytes_q8k(int64_t K);
 int64_t g16_bytes_q8x32(int64_t K);
 void pack_g16_q8k(const void* const* rows, int64_t K, void* dst);
 void pack_g16_q8x32(const void* const* rows, int64_t K, void* dst);
-void gemm_q4_k_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
-                   int64_t n_tokens, float* y, int64_t ldy);
-void gemm_q5_k_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
-                   int64_t n_tokens, float* y, int64_t ldy);
-void gemm_q6_k_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
-                   int64_t n_tokens, float* y, int64_t ldy);
-void gemm_q8_0_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
-                   int64_t n_tokens, float* y, int64_t ldy);
-void gemm_q4_0_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
-                   int64_t n_tokens, float* y, int64_t ldy);
-void gemm_q5_0_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
-                   int64_t n_tokens, float* y, int64_t ldy);
-void gemm_iq4_nl_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
-                     int64_t n_tokens, float* y, int64_t ldy);
-void gemm_mxfp4_g16(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
-                    int64_t n_tokens, float* y, int64_t ldy);
+#define MOE_DECLARE_GEMM(name)                                                            \
+    void name(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg, \
+              int64_t n_tokens, float* y, int64_t ldy);
+MOE_DECLARE_GEMM(gemm_q4_k_g16)
+MOE_DECLARE_GEMM(gemm_q5_k_g16)
+MOE_DECLARE_GEMM(gemm_q6_k_g16)
+MOE_DECLARE_GEMM(gemm_q8_0_g16)
+MOE_DECLARE_GEMM(gemm_q4_0_g16)
+MOE_DECLARE_GEMM(gemm_q5_0_g16)
+MOE_DECLARE_GEMM(gemm_iq4_nl_g16)
+MOE_DECLARE_GEMM(gemm_mxfp4_g16)
+#undef MOE_DECLARE_GEMM
 }  // namespace avx512
 
 #undef MOE_DECLARE_CPU_KERNELS
