@@ -210,6 +210,16 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
                 EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa) << " K=" << K
                                     << " T=" << T << " nx=" << g << " nmse=" << e << first;
             }
+            if (k->rows) {  // the single-token row loop
+                std::vector<float> got(want.size());
+                for (int64_t i = 0; i < T; ++i)
+                    k->rows(K, w.data(), dtype_row_bytes(t, K), N, xq.data() + i * xrb,
+                            got.data() + i * N);
+                std::string first;
+                const double e = nmse(got, want, N, &first);
+                EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa)
+                                    << " rows K=" << K << " nmse=" << e << first;
+            }
         }
     }
 }

@@ -82,30 +82,37 @@ Isa env_or_best() {
 
 // The table: one row per (weight type, ISA). Tuning is data: to change which kernel a type
 // uses on an ISA, edit its row; find_kernel falls back to lower ISAs for missing rows.
-#define MOE_ROWS(ns, isa)                                                 \
-    {DType::F32, isa, ActFormat::F32, ns::vec_dot_f32_f32},               \
-        {DType::F16, isa, ActFormat::F32, ns::vec_dot_f16_f32},           \
-        {DType::BF16, isa, ActFormat::F32, ns::vec_dot_bf16_f32},         \
-        {DType::Q8_0, isa, ActFormat::Q8x32, ns::vec_dot_q8_0_q8x32},     \
-        {DType::Q4_0, isa, ActFormat::Q8x32, ns::vec_dot_q4_0_q8x32},     \
-        {DType::Q4_1, isa, ActFormat::Q8x32, ns::vec_dot_q4_1_q8x32},     \
-        {DType::Q5_0, isa, ActFormat::Q8x32, ns::vec_dot_q5_0_q8x32},     \
-        {DType::Q5_1, isa, ActFormat::Q8x32, ns::vec_dot_q5_1_q8x32},     \
-        {DType::IQ4_NL, isa, ActFormat::Q8x32, ns::vec_dot_iq4_nl_q8x32}, \
-        {DType::MXFP4, isa, ActFormat::Q8x32, ns::vec_dot_mxfp4_q8x32},   \
-        {DType::Q2_K, isa, ActFormat::Q8K, ns::vec_dot_q2_k_q8k},         \
-        {DType::Q3_K, isa, ActFormat::Q8K, ns::vec_dot_q3_k_q8k},         \
-        {DType::Q4_K, isa, ActFormat::Q8K, ns::vec_dot_q4_k_q8k},         \
-        {DType::Q5_K, isa, ActFormat::Q8K, ns::vec_dot_q5_k_q8k},         \
-        {DType::Q6_K, isa, ActFormat::Q8K, ns::vec_dot_q6_k_q8k},         \
-        {DType::IQ4_XS, isa, ActFormat::Q8K, ns::vec_dot_iq4_xs_q8k},
+#define MOE_ROWS(ns, isa, R)                                                                     \
+    {DType::F32, isa, ActFormat::F32, ns::vec_dot_f32_f32, R(ns, vec_dot_f32_f32)},              \
+        {DType::F16, isa, ActFormat::F32, ns::vec_dot_f16_f32, R(ns, vec_dot_f16_f32)},          \
+        {DType::BF16, isa, ActFormat::F32, ns::vec_dot_bf16_f32, R(ns, vec_dot_bf16_f32)},       \
+        {DType::Q8_0, isa, ActFormat::Q8x32, ns::vec_dot_q8_0_q8x32, R(ns, vec_dot_q8_0_q8x32)}, \
+        {DType::Q4_0, isa, ActFormat::Q8x32, ns::vec_dot_q4_0_q8x32, R(ns, vec_dot_q4_0_q8x32)}, \
+        {DType::Q4_1, isa, ActFormat::Q8x32, ns::vec_dot_q4_1_q8x32, R(ns, vec_dot_q4_1_q8x32)}, \
+        {DType::Q5_0, isa, ActFormat::Q8x32, ns::vec_dot_q5_0_q8x32, R(ns, vec_dot_q5_0_q8x32)}, \
+        {DType::Q5_1, isa, ActFormat::Q8x32, ns::vec_dot_q5_1_q8x32, R(ns, vec_dot_q5_1_q8x32)}, \
+        {DType::IQ4_NL, isa, ActFormat::Q8x32, ns::vec_dot_iq4_nl_q8x32,                         \
+         R(ns, vec_dot_iq4_nl_q8x32)},                                                           \
+        {DType::MXFP4, isa, ActFormat::Q8x32, ns::vec_dot_mxfp4_q8x32,                           \
+         R(ns, vec_dot_mxfp4_q8x32)},                                                            \
+        {DType::Q2_K, isa, ActFormat::Q8K, ns::vec_dot_q2_k_q8k, R(ns, vec_dot_q2_k_q8k)},       \
+        {DType::Q3_K, isa, ActFormat::Q8K, ns::vec_dot_q3_k_q8k, R(ns, vec_dot_q3_k_q8k)},       \
+        {DType::Q4_K, isa, ActFormat::Q8K, ns::vec_dot_q4_k_q8k, R(ns, vec_dot_q4_k_q8k)},       \
+        {DType::Q5_K, isa, ActFormat::Q8K, ns::vec_dot_q5_k_q8k, R(ns, vec_dot_q5_k_q8k)},       \
+        {DType::Q6_K, isa, ActFormat::Q8K, ns::vec_dot_q6_k_q8k, R(ns, vec_dot_q6_k_q8k)},       \
+        {DType::IQ4_XS, isa, ActFormat::Q8K, ns::vec_dot_iq4_xs_q8k, R(ns, vec_dot_iq4_xs_q8k)},
 
-const DotKernel kTable[] = {MOE_ROWS(ref, Isa::Scalar)
+#define MOE_NO_ROWS(ns, f) nullptr
+#define MOE_X86_ROWS(ns, f) ns::f##_rows
+const DotKernel kTable[] = {MOE_ROWS(ref, Isa::Scalar, MOE_NO_ROWS)
 #ifdef MOE_X86
-                                MOE_ROWS(cpu::avx2, Isa::Avx2) MOE_ROWS(cpu::avx512, Isa::Avx512)
+                                MOE_ROWS(cpu::avx2, Isa::Avx2, MOE_X86_ROWS)
+                                    MOE_ROWS(cpu::avx512, Isa::Avx512, MOE_X86_ROWS)
 #endif
 };
 #undef MOE_ROWS
+#undef MOE_NO_ROWS
+#undef MOE_X86_ROWS
 
 }  // namespace
 

@@ -77,11 +77,18 @@ struct GemmKernel {
 // The GEMM for (wtype, isa), or nullptr (then the dot kernels do prompts too).
 const GemmKernel* find_gemm(DType wtype, Isa isa);
 
+// out[r] = dot(weight row r at w + r * stride, activation row x) for r < n: the single-token
+// (decode) loop with the kernel inlined, where a call per row of a small matrix (MLA's per-head
+// products, K = 128) cost as much as the row's products.
+using RowsFn = void (*)(int64_t K, const void* w, int64_t stride, int64_t n, const void* x,
+                        float* out);
+
 struct DotKernel {
     DType wtype;
     Isa isa;
     ActFormat act;
     VecDotFn dot;
+    RowsFn rows = nullptr;  // nullptr: matmul_rows calls dot per row
 };
 
 ActFormat act_format(DType wtype);

@@ -99,6 +99,10 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
         for (int64_t t = t_first; t < T; t += kern::kMaxNx) {
             const int nx = int(std::min<int64_t>(kern::kMaxNx, T - t));
             for (int j = 0; j < nx; ++j) xp[j] = x.row(rows ? rows[t + j] : t + j);
+            if (nx == 1 && k->rows) {
+                k->rows(K, wbase + c0 * wrb, wrb, c1 - c0, xp[0], y + t * ldy + c0);
+                continue;
+            }
             for (int64_t n = c0; n < c1; ++n) {
                 k->dot(K, wbase + n * wrb, xp, nx, out);
                 for (int j = 0; j < nx; ++j) y[(t + j) * ldy + n] = out[j];

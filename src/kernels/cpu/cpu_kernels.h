@@ -7,24 +7,30 @@
 
 namespace moe::cpu {
 
-#define MOE_DECLARE_CPU_KERNELS                                                                    \
-    void vec_dot_f32_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);      \
-    void vec_dot_f16_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);      \
-    void vec_dot_bf16_f32(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
-    void vec_dot_q8_0_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
-    void vec_dot_q4_0_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
-    void vec_dot_q4_1_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
-    void vec_dot_q5_0_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
-    void vec_dot_q5_1_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
-    void vec_dot_iq4_nl_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out); \
-    void vec_dot_mxfp4_q8x32(int64_t K, const void* w, const void* const* x, int nx, float* out);  \
-    void vec_dot_q2_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
-    void vec_dot_q3_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
-    void vec_dot_q4_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
-    void vec_dot_q5_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
-    void vec_dot_q6_k_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);     \
-    void vec_dot_iq4_xs_q8k(int64_t K, const void* w, const void* const* x, int nx, float* out);   \
-    void quantize_row_q8x32(const float* x, void* dst, int64_t K);                                 \
+// Each dot kernel comes with a _rows version for one activation row (decode): out[r] = dot(row r
+// at w + r * stride, x) for r < n, the kernel inlined into the row loop.
+#define MOE_DECLARE_DOT(name)                                                            \
+    void name(int64_t K, const void* w, const void* const* x, int nx, float* out);       \
+    void name##_rows(int64_t K, const void* w, int64_t stride, int64_t n, const void* x, \
+                     float* out);
+#define MOE_DECLARE_CPU_KERNELS                                    \
+    MOE_DECLARE_DOT(vec_dot_f32_f32)                               \
+    MOE_DECLARE_DOT(vec_dot_f16_f32)                               \
+    MOE_DECLARE_DOT(vec_dot_bf16_f32)                              \
+    MOE_DECLARE_DOT(vec_dot_q8_0_q8x32)                            \
+    MOE_DECLARE_DOT(vec_dot_q4_0_q8x32)                            \
+    MOE_DECLARE_DOT(vec_dot_q4_1_q8x32)                            \
+    MOE_DECLARE_DOT(vec_dot_q5_0_q8x32)                            \
+    MOE_DECLARE_DOT(vec_dot_q5_1_q8x32)                            \
+    MOE_DECLARE_DOT(vec_dot_iq4_nl_q8x32)                          \
+    MOE_DECLARE_DOT(vec_dot_mxfp4_q8x32)                           \
+    MOE_DECLARE_DOT(vec_dot_q2_k_q8k)                              \
+    MOE_DECLARE_DOT(vec_dot_q3_k_q8k)                              \
+    MOE_DECLARE_DOT(vec_dot_q4_k_q8k)                              \
+    MOE_DECLARE_DOT(vec_dot_q5_k_q8k)                              \
+    MOE_DECLARE_DOT(vec_dot_q6_k_q8k)                              \
+    MOE_DECLARE_DOT(vec_dot_iq4_xs_q8k)                            \
+    void quantize_row_q8x32(const float* x, void* dst, int64_t K); \
     void quantize_row_q8_k(const float* x, void* dst, int64_t K);
 
 namespace avx2 {
@@ -37,7 +43,7 @@ int64_t g16_bytes_q8k(int64_t K);
 int64_t g16_bytes_q8x32(int64_t K);
 void pack_g16_q8k(const void* const* rows, int64_t K, void* dst);
 void pack_g16_q8x32(const void* const* rows, int64_t K, void* dst);
-#define MOE_DECLARE_GEMM(name)                                                            \
+#define MOE_DECLARE_GEMM(name)                                                           \
     void name(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg, \
               int64_t n_tokens, float* y, int64_t ldy);
 MOE_DECLARE_GEMM(gemm_q4_k_g16)
@@ -52,5 +58,6 @@ MOE_DECLARE_GEMM(gemm_mxfp4_g16)
 }  // namespace avx512
 
 #undef MOE_DECLARE_CPU_KERNELS
+#undef MOE_DECLARE_DOT
 
 }  // namespace moe::cpu
