@@ -70,7 +70,7 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     const int64_t chunk = std::clamp<int64_t>((48 << 10) / std::max<int64_t>(1, wrb), 4, 256);
     const void* xp[kern::kMaxNx];
     float out[kern::kMaxNx];
-    int64_t t_first = 0;  // tokens before it went through the GEMM
+    int64_t t_first = 0;  // tokens [0, t_first) went through the GEMM
     constexpr int kG = kern::kGemmTokens;
     // The GEMM takes every full group of kG tokens, and a partial last group when it has at
     // least kMinPartial tokens (padding lanes cost less than the dot kernels' weight decoding);
