@@ -7,6 +7,25 @@
 
 namespace moe {
 
+Result<void> SamplerParams::validate() const {
+    auto bad = [](const char* name, const char* range, double v) {
+        return make_error("{} must be {}, got {}", name, range, v);
+    };
+    if (!std::isfinite(temp) || temp < 0 || temp > 100) return bad("temperature", "in [0, 100]", temp);
+    if (top_k < 0) return bad("top_k", ">= 0", top_k);
+    if (!std::isfinite(top_p) || top_p < 0 || top_p > 1) return bad("top_p", "in [0, 1]", top_p);
+    if (!std::isfinite(min_p) || min_p < 0 || min_p > 1) return bad("min_p", "in [0, 1]", min_p);
+    if (!std::isfinite(repeat_penalty) || repeat_penalty <= 0 || repeat_penalty > 100)
+        return bad("repeat_penalty", "in (0, 100]", repeat_penalty);
+    if (repeat_last_n < 0 || repeat_last_n > 1 << 20)
+        return bad("repeat_last_n", "in [0, 1048576]", repeat_last_n);
+    if (!std::isfinite(presence_penalty) || presence_penalty < -2 || presence_penalty > 2)
+        return bad("presence_penalty", "in [-2, 2]", presence_penalty);
+    if (!std::isfinite(frequency_penalty) || frequency_penalty < -2 || frequency_penalty > 2)
+        return bad("frequency_penalty", "in [-2, 2]", frequency_penalty);
+    return {};
+}
+
 int32_t argmax(const float* v, int n) {
     int32_t best = 0;
     for (int i = 1; i < n; ++i)

@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "core/result.h"
+
 namespace moe {
 
 struct SamplerParams {
@@ -15,7 +17,13 @@ struct SamplerParams {
     float min_p = 0.05f;         // <= 0: off; keeps tokens with p >= min_p * p_max
     float repeat_penalty = 1.0f; // 1: off; divides positive / multiplies negative logits
     int repeat_last_n = 64;      // tokens considered for the penalty
+    float presence_penalty = 0;  // OpenAI: subtracted once from every token seen in the window
+    float frequency_penalty = 0; // OpenAI: subtracted per occurrence in the window
     uint64_t seed = 0;
+
+    // The one check of sampling values (CLI, chat, server): finite and in range. The message
+    // names the field as the API spells it (e.g. "top_p must be in [0, 1], got -1").
+    Result<void> validate() const;
 };
 
 class Sampler {

@@ -40,11 +40,49 @@ Session::Session(const Model& m, const SessionOptions& opt)
       kv_(m.config, default_ctx(m, opt.n_ctx), std::max(1, opt.n_seq)),
       pool_(default_threads(opt.n_threads)),
       n_batch_(std::max(1, opt.n_batch)),
-      n_past_(size_t(std::max(1, opt.n_seq)), 0) {
+      n_past_(size_t(std::max(1, opt.n_seq)), 0),
+      seq_pages_(size_t(std::max(1, opt.n_seq)), 0) {
+    const int64_t tokens =
+        opt.kv_tokens > 0 ? opt.kv_tokens : int64_t(kv_.n_ctx()) * int64_t(kv_.n_seq());
+    pages_total_ = (tokens + kPageTokens - 1) / kPageTokens;
     keep_activation_buffers_in_heap();
 }
 
+int64_t Session::kv_pages_needed(int seq, int64_t n_pos) const {
+    const int64_t need = (n_pos + kPageTokens - 1) / kPageTokens;
+    return std::max<int64_t>(0, need - seq_pages_[size_t(seq)]);
+}
+
+bool Session::kv_can_grow(int seq, int64_t n_pos) const {
+    if (seq < 0 || seq >= kv_.n_seq() || n_pos > kv_.n_ctx()) return false;
+    return kv_pages_needed(seq, n_pos) <= pages_total_ - pages_used_;
+}
+
+void Session::truncate(int seq, int n_keep) {
+    int& np = n_past_[size_t(seq)];
+    np = std::min(np, std::max(0, n_keep));
+    const int64_t keep_pages = (int64_t(np) + kPageTokens - 1) / kPageTokens;
+    int64_t& held = seq_pages_[size_t(seq)];
+    if (held > keep_pages) pages_used_ -= held - keep_pages, held = keep_pages;
+}
+
 Result<std::vector<float>> Session::eval(const Batch& b, RouterTrace* trace) {
+    // Take the pages the batch's positions need before writing them.
+    std::vector<int64_t> reach(seq_pages_.size(), 0);
+    for (int64_t t = 0; t < b.size(); ++t) {
+        const int s = b.seq[size_t(t)];
+        if (s < 0 || s >= kv_.n_seq()) return make_error("sequence id {} out of range", s);
+        reach[size_t(s)] = std::max<int64_t>(reach[size_t(s)], b.pos[size_t(t)] + 1);
+    }
+    int64_t need = 0;
+    for (size_t s = 0; s < reach.size(); ++s) need += kv_pages_needed(int(s), reach[s]);
+    if (need > pages_total_ - pages_used_)
+        return make_error("the KV pool is full: the batch needs {} more pages of {} tokens, {} free",
+                          need, kPageTokens, pages_total_ - pages_used_);
+    for (size_t s = 0; s < reach.size(); ++s) {
+        const int64_t more = kv_pages_needed(int(s), reach[s]);
+        seq_pages_[s] += more, pages_used_ += more;
+    }
     std::vector<float> logits;
     MOE_TRY_VOID(forward(m_, b, kv_, pool_, logits, trace));
     for (int64_t t = 0; t < b.size(); ++t) {
