@@ -16,20 +16,6 @@ TEST(Compare, RepeatedNgramShare) {
     EXPECT_DOUBLE_EQ(repeated_ngram_share({1, 1, 1}), 0.0);  // too short to judge
 }
 
-TEST(Compare, Utf8Validation) {
-    EXPECT_TRUE(valid_utf8("plain ascii"));
-    EXPECT_TRUE(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
-    EXPECT_FALSE(valid_utf8("cut \xe2\x82"));
-    EXPECT_FALSE(valid_utf8("\xc0\xaf"));      // overlong
-    EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));  // surrogate
-    EXPECT_FALSE(valid_utf8("\xff"));
-    EXPECT_EQ(sanitize_utf8("a\xff"
-                            "b\xe2\x82"),
-              "a\xef\xbf\xbd"
-              "b\xef\xbf\xbd\xef\xbf\xbd");
-    EXPECT_EQ(sanitize_utf8("caf\xc3\xa9"), "caf\xc3\xa9");
-}
-
 TEST(Compare, DetectFailures) {
     std::vector<int32_t> loop;
     for (int i = 0; i < 8; ++i) loop.insert(loop.end(), {5, 6, 7});

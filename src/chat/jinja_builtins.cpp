@@ -8,6 +8,8 @@
 #include <ctime>
 #include <optional>
 
+#include "core/utf8.h"
+
 namespace moe::jinja {
 
 namespace {
@@ -74,7 +76,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     std::string out;
     if (from.empty()) {
         // Python inserts `to` between every character (and at both ends).
-        auto chars = utf8_chars(s);
+        auto chars = utf8::chars(s);
         int64_t n = 0;
         for (const auto& c : chars) {
             if (count < 0 || n < count) {
@@ -183,7 +185,7 @@ Value method(const Value& self, const std::string& name) {
             }
             if (name == "count") {
                 const std::string& sub = need_str(a.get(0, "sub"), "count");
-                if (sub.empty()) return int64_t(utf8_chars(s).size() + 1);
+                if (sub.empty()) return int64_t(utf8::chars(s).size() + 1);
                 int64_t n = 0;
                 for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
                 return n;
@@ -301,7 +303,7 @@ std::string html_escape(const std::string& s) {
 
 int64_t length_of(const Value& v) {
     switch (v.kind) {
-        case Value::Kind::String: return int64_t(utf8_chars(v.s).size());
+        case Value::Kind::String: return int64_t(utf8::chars(v.s).size());
         case Value::Kind::Array: return int64_t(v.arr->size());
         case Value::Kind::Object: return int64_t(v.obj->items.size());
         case Value::Kind::Undefined: return 0;
@@ -331,19 +333,6 @@ Value select_impl(const Value& input, CallArgs& a, bool by_attr, bool keep) {
 
 }  // namespace
 
-std::vector<std::string> utf8_chars(const std::string& s) {
-    std::vector<std::string> out;
-    size_t p = 0;
-    while (p < s.size()) {
-        const unsigned char c = static_cast<unsigned char>(s[p]);
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-        n = std::min(n, s.size() - p);
-        out.push_back(s.substr(p, n));
-        p += n;
-    }
-    return out;
-}
-
 Array iterate(const Value& v) {
     switch (v.kind) {
         case Value::Kind::Undefined: return {};
@@ -355,7 +344,7 @@ Array iterate(const Value& v) {
         }
         case Value::Kind::String: {
             Array out;
-            for (auto& c : utf8_chars(v.s)) out.emplace_back(std::move(c));
+            for (auto& c : utf8::chars(v.s)) out.emplace_back(std::move(c));
             return out;
         }
         default: fail(fmt::format("{} object is not iterable", kind_name(v)));
@@ -392,7 +381,7 @@ Value get_item(const Value& obj, const Value& key) {
         return (*obj.arr)[size_t(k)];
     }
     if (obj.is_string() && key.kind == Value::Kind::Int) {
-        const auto chars = utf8_chars(obj.s);
+        const auto chars = utf8::chars(obj.s);
         int64_t k = key.i;
         const int64_t n = int64_t(chars.size());
         if (k < 0) k += n;
@@ -419,7 +408,7 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
     if (obj.is_array()) {
         n = int64_t(obj.arr->size());
     } else if (obj.is_string()) {
-        chars = utf8_chars(obj.s);
+        chars = utf8::chars(obj.s);
         n = int64_t(chars.size());
     } else if (obj.is_undefined()) {
         fail("cannot slice an undefined value");
@@ -634,7 +623,7 @@ Value apply_filter(const std::string& n, const Value& in, CallArgs& a) {
     }
     if (n == "reverse") {
         if (in.is_string()) {
-            auto chars = utf8_chars(in.s);
+            auto chars = utf8::chars(in.s);
             std::string out;
             for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += *it;
             return out;
@@ -712,7 +701,7 @@ Value apply_filter(const std::string& n, const Value& in, CallArgs& a) {
     if (n == "center") {
         const std::string s = to_str(in);
         const int64_t w = a.has(0, "width") ? need_int(a.get(0, "width"), "center") : 80;
-        const int64_t len = int64_t(utf8_chars(s).size());
+        const int64_t len = int64_t(utf8::chars(s).size());
         if (len >= w) return s;
         const int64_t left = (w - len) / 2;
         return std::string(size_t(left), ' ') + s + std::string(size_t(w - len - left), ' ');
