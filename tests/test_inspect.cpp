@@ -155,17 +155,6 @@ TEST(Params, QuantizedFileBitsPerWeight) {
         if (t.dtype == DType::Q4_K) EXPECT_NEAR(t.bits_per_weight(), 4.5, 1e-9);
 }
 
-TEST(Params, MeminfoParses) {
-    const std::string p =
-        test::temp_path("meminfo");
-    std::ofstream(p) << "MemTotal:       16000 kB\nMemFree: 100 kB\nMemAvailable:    8000 kB\n";
-    auto mi = read_meminfo(p);
-    ASSERT_TRUE(mi.has_value());
-    EXPECT_EQ(mi->total, 16000u * 1024u);
-    EXPECT_EQ(mi->available, 8000u * 1024u);
-    EXPECT_FALSE(read_meminfo("/nonexistent/meminfo").has_value());
-}
-
 TEST(InspectCli, JsonOfFileAndPreset) {
     auto r = test::run_moeinfer("inspect " + test::gguf_path("qwen2moe", "f32") +
                                 " --json -c 128 --vram 1");

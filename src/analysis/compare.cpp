@@ -18,6 +18,7 @@
 #include "analysis/perplexity.h"
 #include "analysis/routing_report.h"
 #include "analysis/routing_stats.h"
+#include "core/sysinfo.h"
 #include "core/utf8.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
@@ -32,21 +33,6 @@ namespace {
 double now_s() {
     using namespace std::chrono;
     return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
-// A "VmRSS:   1234 kB" line of /proc/self/status, in bytes (0 if unreadable).
-uint64_t proc_status_bytes(const char* key) {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    const std::string k = std::string(key) + ":";
-    while (std::getline(f, line))
-        if (line.rfind(k, 0) == 0) {
-            std::istringstream is(line.substr(k.size()));
-            uint64_t kb = 0;
-            is >> kb;
-            return kb * 1024;
-        }
-    return 0;
 }
 
 std::string stem(const std::string& path) {
@@ -108,7 +94,7 @@ std::vector<std::string> detect_failures(const std::string& text, const std::vec
 ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
     ModelMeasures r;
     r.path = path;
-    r.rss_start = proc_status_bytes("VmRSS");
+    if (const auto pm = read_process_memory()) r.rss_start = pm->rss;
     const double t0 = now_s();
     auto model = load_model(path);
     if (!model) {
@@ -273,7 +259,7 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
         if (r.routing.contains("weights"))
             r.decode_bytes = r.routing["weights"].value("bytes_per_token_decode", r.decode_bytes);
     }
-    r.rss_peak = proc_status_bytes("VmHWM");
+    if (const auto pm = read_process_memory()) r.rss_peak = pm->peak_rss;
     return r;
 }
 

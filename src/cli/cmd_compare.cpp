@@ -10,6 +10,7 @@
 #include "analysis/routing_report.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/sysinfo.h"
 
 namespace moe::cli {
 namespace {

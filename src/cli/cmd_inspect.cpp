@@ -13,6 +13,7 @@
 #include "analysis/params.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/sysinfo.h"
 #include "formats/metadata_source.h"
 #include "models/model.h"
 #include "models/presets.h"
