@@ -4,6 +4,7 @@
 // Without -m it serves the bundled demo MoE. SIGINT/SIGTERM stop it cleanly.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/mapped_file.h"
+#include "formats/model_source.h"
 #include "models/model.h"
 #include "server/server.h"
 
@@ -71,11 +73,10 @@ struct LoadedModel {
 
 Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
                                                          const ServeArgs& a) {
-    // The weight memory mode is per model: set for this file only, then restored.
-    const WeightMemory saved = weight_memory();
-    if (spec.memory_given) set_weight_memory(spec.memory);
-    auto model = load_model(spec.path);
-    set_weight_memory(saved);
+    // Per model: -m PATH,mmap / ,no-mmap, else the command line's --mmap / --no-mmap.
+    MOE_TRY(auto src,
+            open_model_source(spec.path, spec.memory_given ? spec.memory : weight_memory()));
+    auto model = load_model(std::move(src));
     if (!model) return model.error();
     auto owner = std::make_shared<LoadedModel>();
     owner->model = std::move(*model);
