@@ -294,6 +294,7 @@ void SchedulerImpl::step() {
     }
 
     RouterTrace trace;
+    trace.with_logits = false;  // expert ids and weights are all the scheduler needs
     auto logits = session_.eval(b, &trace);
     reserved_ = 0;  // taken now
     if (!logits) {
@@ -593,6 +594,7 @@ void SchedulerImpl::record_step(const Batch& b, const RouterTrace& trace, int n_
         m.expert_bytes_read_total += expert_bytes;
         m.expert_bytes_per_token_last = expert_bytes / n_decode;
         m.weight_bytes_per_token_last = (expert_bytes + traffic_.dense_bytes) / n_decode;
+        m.weight_bytes_read_total += expert_bytes + traffic_.dense_bytes;
     }
 }
 

@@ -108,6 +108,7 @@ struct SchedulerMetrics {
     int64_t preemptions = 0;             // sequences sent back to the queue for lack of pages
     double dense_bytes_per_step = 0;     // non-expert weights, read once per step
     double weight_bytes_per_token_last = 0;  // last decode step: (expert + dense) / tokens
+    double weight_bytes_read_total = 0;      // decode steps: expert + dense bytes
 };
 
 class Scheduler {
