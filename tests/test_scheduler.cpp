@@ -237,6 +237,39 @@ TEST_P(SchedulerFamily, ConcurrentGreedyMatchesAloneAndReference) {
     }
 }
 
+// Standard output of a command (stderr dropped).
+std::string stdout_of(const std::string& cmd) {
+    FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    pclose(p);
+    return out;
+}
+
+TEST_P(SchedulerFamily, TextEqualsMoeinferRunGreedy) {
+    // `moeinfer run` prints the prompt, the generated text and a newline.
+    const std::string path = test::gguf_path(GetParam(), "f32");
+    const Loaded& l = load(path);
+    ASSERT_TRUE(l.model && l.tok);
+    const std::string prompt = test::load_ref(GetParam())["text_prompt"].get<std::string>();
+    const std::string out = stdout_of(std::string(MOE_BINARY) + " run -m " + path + " -p '" +
+                                      prompt + "' -n 16 --temp 0 -t 2");
+    ASSERT_GT(out.size(), prompt.size()) << out;
+    ASSERT_EQ(out.compare(0, prompt.size(), prompt), 0) << out;
+    const std::string want = out.substr(prompt.size(), out.size() - prompt.size() - 1);
+    SchedulerOptions o;
+    o.n_slots = 2;
+    o.session = session_opts(64);
+    auto sched = make(l, o);
+    ASSERT_TRUE(sched);
+    // Next to another request, so that the steps hold two sequences.
+    auto other = submit_ok(*sched, greedy(l.tok->encode("And God said", true, true), 16));
+    auto st = submit_ok(*sched, greedy(l.tok->encode(prompt, true, true), 16, false));
+    EXPECT_EQ(collect(*st).text, want) << GetParam();
+    collect(*other);
+}
+
 INSTANTIATE_TEST_SUITE_P(All, SchedulerFamily,
                          ::testing::Values("llama", "mixtral", "qwen2moe", "qwen3moe", "olmoe",
                                            "deepseek2", "deepseek3", "gptoss"));
