@@ -176,7 +176,7 @@ void register_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--port", a->server.port, "port (0: any free port)")
         ->check(CLI::Range(0, 65535))
         ->capture_default_str();
-    cmd->add_option("-np,--parallel", a->n_slots, "sequences decoded at once per model")
+    cmd->add_option("--parallel", a->n_slots, "sequences decoded at once per model (also -np)")
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
     cmd->add_option("-c,--ctx-size", a->ctx, "context per sequence (default: model's, max 4096)")

@@ -65,6 +65,11 @@ std::string metrics_text(const std::vector<std::pair<std::string, SchedulerMetri
          [](const M& m) { return double(m.kv_pages_used); }},
         {"kv_pages_free", "gauge", "KV cache pages free.",
          [](const M& m) { return double(m.kv_pages_total - m.kv_pages_used); }},
+        {"kv_pages_cached", "gauge",
+         "KV cache pages (of kv_pages_used) held by idle slots as a prefix cache.",
+         [](const M& m) { return double(m.kv_pages_cached); }},
+        {"preemptions_total", "counter", "Sequences sent back to the queue for lack of KV pages.",
+         [](const M& m) { return double(m.preemptions); }},
         {"kv_page_tokens", "gauge", "Positions per KV page.",
          [](const M& m) { return double(m.kv_page_tokens); }},
         {"steps_total", "counter", "Forward passes run by the scheduler.",
@@ -89,6 +94,14 @@ std::string metrics_text(const std::vector<std::pair<std::string, SchedulerMetri
         {"decode_expert_bytes_per_token_mean", "gauge",
          "Expert weight bytes read per generated token, over all decode steps.",
          [](const M& m) { return per(m.expert_bytes_read_total, double(m.decode_tokens)); }},
+        {"dense_bytes_per_step", "gauge", "Non-expert weight bytes read once per step.",
+         [](const M& m) { return m.dense_bytes_per_step; }},
+        {"decode_weight_bytes_per_token", "gauge",
+         "Weight bytes (experts + dense) read per generated token in the last decode step.",
+         [](const M& m) { return m.weight_bytes_per_token_last; }},
+        {"decode_weight_bytes_per_token_mean", "gauge",
+         "Weight bytes (experts + dense) read per generated token, over all decode steps.",
+         [](const M& m) { return per(m.weight_bytes_read_total, double(m.decode_tokens)); }},
     };
     std::string out;
     for (const auto& f : families) {
