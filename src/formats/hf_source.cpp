@@ -386,6 +386,10 @@ Result<nlohmann::json> read_json(const std::string& path) {
 }  // namespace
 
 Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir) {
+    return open_hf_folder(dir, weight_memory());
+}
+
+Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir, WeightMemory mem) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const fs::path root(dir);
@@ -407,7 +411,7 @@ Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir) {
         return make_error("'{}': unsupported architecture '{}'; supported: {}",
                           config_path.string(), hf_class, hf::supported_families());
 
-    MOE_TRY(auto set, SafetensorsSet::open_folder(dir));
+    MOE_TRY(auto set, SafetensorsSet::open_folder(dir, mem));
 
     // Metadata.
     hf::Config cfg(std::move(json));

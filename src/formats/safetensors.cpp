@@ -81,7 +81,12 @@ Result<SafetensorsTensor> parse_entry(const std::string& name, const nlohmann::j
 }  // namespace
 
 Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
-    MOE_TRY(auto mapped, MappedFile::open(path));
+    return open(path, weight_memory());
+}
+
+Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path,
+                                                               WeightMemory mem) {
+    MOE_TRY(auto mapped, MappedFile::open(path, mem));
     return parse(std::move(mapped));
 }
 
@@ -154,6 +159,11 @@ bool is_plain_file_name(const std::string& f) {
 }  // namespace
 
 Result<std::shared_ptr<SafetensorsSet>> SafetensorsSet::open_folder(const std::string& dir) {
+    return open_folder(dir, weight_memory());
+}
+
+Result<std::shared_ptr<SafetensorsSet>> SafetensorsSet::open_folder(const std::string& dir,
+                                                                    WeightMemory mem) {
     namespace fs = std::filesystem;
     auto set = std::make_shared<SafetensorsSet>();
     const fs::path root(dir);
@@ -203,7 +213,7 @@ Result<std::shared_ptr<SafetensorsSet>> SafetensorsSet::open_folder(const std::s
     }
 
     for (const auto& f : file_names) {
-        MOE_TRY(auto file, SafetensorsFile::open((root / f).string()));
+        MOE_TRY(auto file, SafetensorsFile::open((root / f).string(), mem));
         for (const auto& t : file->tensors()) {
             auto [pos, inserted] = set->index_.emplace(t.name, &t);
             if (!inserted) {
