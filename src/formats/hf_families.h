@@ -88,6 +88,9 @@ class Meta {
     void boolean(std::string_view key, std::optional<bool> v);
     void str(std::string_view key, std::optional<std::string> v);
     void erase(std::string_view key);
+    void fail(std::string msg) {
+        if (error_.empty()) error_ = std::move(msg);
+    }
 
     std::vector<std::pair<std::string, gguf::Value>>& entries() { return kv_; }
     const std::string& error() const { return error_; }
