@@ -367,6 +367,13 @@ constexpr TensorRule kGptOss[] = {
      Op::GateUpEven},
     {"model.layers.{i}.mlp.experts.gate_up_proj_bias", "blk.{i}.ffn_up_exps.bias", Op::GateUpOdd},
     {"model.layers.{i}.mlp.experts.down_proj", "blk.{i}.ffn_down_exps.weight", Op::TransposeLast2},
+    // MXFP4 checkpoints (the published gpt-oss-20b/120b): blocks + scales, read as MXFP4.
+    {"model.layers.{i}.mlp.experts.gate_up_proj_blocks", "blk.{i}.ffn_gate_exps.weight",
+     Op::MxfpGateEven},
+    {"model.layers.{i}.mlp.experts.gate_up_proj_blocks", "blk.{i}.ffn_up_exps.weight",
+     Op::MxfpGateOdd},
+    {"model.layers.{i}.mlp.experts.down_proj_blocks", "blk.{i}.ffn_down_exps.weight",
+     Op::MxfpRows},
     {"model.layers.{i}.mlp.experts.down_proj_bias", "blk.{i}.ffn_down_exps.bias"},
 };
 
