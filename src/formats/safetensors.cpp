@@ -24,6 +24,9 @@ constexpr StDType kDTypes[] = {
     {"F32", DType::F32, 4},
     {"F16", DType::F16, 2},
     {"BF16", DType::BF16, 2},
+    // Raw bytes: gpt-oss's packed MXFP4 experts (*_blocks, *_scales). Only the MXFP4 repacking in
+    // hf_source.cpp reads them; anywhere else the loader rejects the type.
+    {"U8", DType::I8, 1},
 };
 
 // Parses one tensor entry of the header. Throws nothing: every json access is type-checked.
@@ -38,7 +41,7 @@ Result<SafetensorsTensor> parse_entry(const std::string& name, const nlohmann::j
     for (const auto& d : kDTypes)
         if (dts == d.name) found = &d;
     if (!found)
-        return make_error("tensor '{}': dtype '{}' is not supported (supported: F32, F16, BF16)",
+        return make_error("tensor '{}': dtype '{}' is not supported (supported: F32, F16, BF16, U8)",
                           name, dts);
 
     auto sh = e.find("shape");

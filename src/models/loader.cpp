@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/check.h"
 #include "kernels/ops.h"
 
 namespace moe {
@@ -75,6 +76,7 @@ Shape strip_leading_ones(Shape s) {
 
 TensorView TensorBinder::get(const std::string& name, Shape want, bool required) {
     if (!error_.empty()) return {};
+    asked_.insert(name);
     auto t = src_.tensor(name);
     if (!t && m_.plan) {
         for (auto& p : *m_.plan)
@@ -104,6 +106,20 @@ TensorView TensorBinder::get(const std::string& name, Shape want, bool required)
     TensorView v = *t;
     v.shape = want;  // same layout; callers index by the shape they asked for
     return v;
+}
+
+std::vector<std::string> TensorBinder::unused(const ModelSource& src) const {
+    std::vector<std::string> out;
+    for (auto& n : src.tensor_names())
+        if (!asked_.count(n)) out.push_back(n);
+    return out;
+}
+
+TensorView Model::own_bytes(DType t, Shape shape, std::vector<uint8_t> bytes) {
+    MOE_CHECK(int64_t(bytes.size()) == shape.rows() * dtype_row_bytes(t, shape.last()),
+              "own_bytes: {} bytes for {} {}", bytes.size(), dtype_name(t), shape.str());
+    owned_bytes_.push_back(std::make_unique<std::vector<uint8_t>>(std::move(bytes)));
+    return TensorView{t, shape, owned_bytes_.back()->data()};
 }
 
 F32Vec Model::own_f32(const TensorView& t) {

@@ -4,6 +4,8 @@
 
 #include <optional>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "formats/model_source.h"
 #include "models/model.h"
@@ -51,9 +53,16 @@ public:
         return m_.own_f32_tensor(opt(name, want));
     }
 
+    bool has(const std::string& name) const { return src_.tensor(name).has_value(); }
+    Model& model() { return m_; }
+    void fail(std::string msg) {
+        if (error_.empty()) error_ = std::move(msg);
+    }
     bool ok() const { return error_.empty(); }
     const std::string& error() const { return error_; }
     int n_bound() const { return n_bound_; }
+    // Tensors of the source that no req/opt call asked for, in the source's order.
+    std::vector<std::string> unused(const ModelSource& src) const;
 
 private:
     TensorView get(const std::string& name, Shape want, bool required);
@@ -61,6 +70,7 @@ private:
     Model& m_;
     std::string error_;
     int n_bound_ = 0;
+    std::unordered_set<std::string> asked_;
 };
 
 // "blk.{il}.{name}"
