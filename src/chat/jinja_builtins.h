@@ -31,5 +31,7 @@ void add_global_functions(Value& globals);
 
 // UTF-8 code points of s, each as its own string.
 std::vector<std::string> utf8_chars(const std::string& s);
+// Number of UTF-8 code points of s (a stray byte counts as one).
+size_t utf8_length(const std::string& s);
 
 }  // namespace moe::jinja
