@@ -1,5 +1,7 @@
 #include "analysis/compare.h"
 
+#include "core/input_file.h"
+
 #include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -138,14 +140,12 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
     // The evaluation text.
     std::string text;
     {
-        std::ifstream f(o.text_path, std::ios::binary);
-        if (!f) {
-            r.error = fmt::format("cannot open the evaluation text '{}'", o.text_path);
+        auto t = read_input_file(o.text_path);
+        if (!t) {
+            r.error = fmt::format("cannot open the evaluation text: {}", t.message());
             return r;
         }
-        std::ostringstream ss;
-        ss << f.rdbuf();
-        text = ss.str();
+        text = std::move(*t);
     }
     const std::vector<int32_t> text_ids =
         (*tok)->encode(text, /*add_bos=*/true, /*parse_special=*/false);

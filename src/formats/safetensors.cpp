@@ -1,4 +1,5 @@
 #include "formats/safetensors.h"
+#include "core/input_file.h"
 
 #include <algorithm>
 #include <cstring>
@@ -145,12 +146,7 @@ const SafetensorsTensor* SafetensorsFile::find(const std::string& name) const {
 namespace {
 
 Result<std::string> read_text_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error("cannot open '{}'", path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) return make_error("cannot read '{}'", path);
-    return ss.str();
+    return read_input_file(path, uint64_t(64) << 20);  // index JSON: a regular file, capped
 }
 
 // weight_map values must be plain file names inside the folder.

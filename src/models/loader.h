@@ -22,6 +22,10 @@ public:
     int64_t opt_int(const std::string& key, int64_t def, int64_t lo, int64_t hi);
     double req_float(const std::string& key);
     double opt_float(const std::string& key, double def);
+    // Finite and > 0: epsilons, RoPE bases and factors, YaRN betas, scales. A value of 0 or
+    // below passes a finiteness check and then turns every logit into NaN.
+    double req_positive(const std::string& key);
+    double opt_positive(const std::string& key, double def);
     bool opt_bool(const std::string& key, bool def);
     std::optional<std::string> opt_string(const std::string& key);
     bool has(const std::string& key) const { return src_.find(arch_ + "." + key) != nullptr; }
