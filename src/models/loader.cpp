@@ -87,7 +87,6 @@ Shape strip_leading_ones(Shape s) {
 
 TensorView TensorBinder::get(const std::string& name, Shape want, bool required) {
     if (!error_.empty()) return {};
-    asked_.insert(name);
     auto t = src_.tensor(name);
     if (!t && m_.plan) {
         for (auto& p : *m_.plan)
@@ -118,13 +117,6 @@ TensorView TensorBinder::get(const std::string& name, Shape want, bool required)
     TensorView v = *t;
     v.shape = want;  // same layout; callers index by the shape they asked for
     return v;
-}
-
-std::vector<std::string> TensorBinder::unused(const ModelSource& src) const {
-    std::vector<std::string> out;
-    for (auto& n : src.tensor_names())
-        if (!asked_.count(n)) out.push_back(n);
-    return out;
 }
 
 TensorView Model::own_bytes(DType t, Shape shape, std::vector<uint8_t> bytes) {

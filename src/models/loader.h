@@ -4,7 +4,6 @@
 
 #include <optional>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "formats/model_source.h"
@@ -65,8 +64,6 @@ public:
     bool ok() const { return error_.empty(); }
     const std::string& error() const { return error_; }
     int n_bound() const { return n_bound_; }
-    // Tensors of the source that no req/opt call asked for, in the source's order.
-    std::vector<std::string> unused(const ModelSource& src) const;
 
 private:
     TensorView get(const std::string& name, Shape want, bool required);
@@ -74,7 +71,6 @@ private:
     Model& m_;
     std::string error_;
     int n_bound_ = 0;
-    std::unordered_set<std::string> asked_;
 };
 
 // "blk.{il}.{name}"

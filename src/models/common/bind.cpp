@@ -178,20 +178,6 @@ void bind_rope_freqs(TensorBinder& tb, RopeConfig& rc) {
         }
 }
 
-Result<void> check_all_tensors_used(const TensorBinder& tb, const ModelSource& src,
-                                    const Model& m) {
-    if (m.plan) return {};
-    const auto unused = tb.unused(src);
-    if (unused.empty()) return {};
-    std::string list;
-    for (size_t k = 0; k < unused.size() && k < 5; ++k) list += (k ? ", '" : "'") + unused[k] + "'";
-    if (unused.size() > 5) list += fmt::format(" and {} more", unused.size() - 5);
-    return make_error(
-        "{} tensor(s) that the {} loader does not use: {} (a tensor can change the math, so the "
-        "file is refused rather than run without it)",
-        unused.size(), m.config.arch, list);
-}
-
 void bind_ffn(TensorBinder& tb, int il, int64_t n_ff, int n_embd, const char* suffix,
               FfnWeights& w) {
     const std::string s = suffix;
@@ -252,7 +238,7 @@ Result<void> bind_standard_layers(const ModelSource& src, Model& m, const Standa
             bind_ffn(tb, il, c.n_ff, c.n_embd, "", L.ffn);
     }
     if (!tb.ok()) return make_error("{}", tb.error());
-    return check_all_tensors_used(tb, src, m);
+    return {};
 }
 
 void bind_globals(TensorBinder& tb, Model& m) {
