@@ -27,9 +27,10 @@ constexpr int kPrompt = 6, kSteps = 10;  // sequence 0: a 6-token prompt chunk, 
 // Logits of sequence 0, one forward pass per step: its own tokens only (n_others = 0) or with
 // others in the same passes. Others start at different steps (prompt chunks of 1..9 tokens,
 // then single decode tokens), so matrices and experts see a different row count every step.
-std::vector<float> run(const Model& m, bool deterministic, int n_others) {
+std::vector<float> run(const Model& m, bool deterministic, int n_others, int isa = -1) {
     SessionOptions so;
     so.n_threads = 2, so.n_ctx = 64, so.n_seq = 1 + n_others, so.deterministic = deterministic;
+    so.isa = isa;
     Session s(m, so);
     const int nv = m.config.n_vocab;
     std::vector<float> out;
@@ -96,6 +97,26 @@ TEST(DeterministicOff, BatchChangesLogitsWhereTheGemmRuns) {
     const auto alone = run(**m, false, 0);
     const auto shared = run(**m, false, 7);
     EXPECT_EQ(!same_bits(alone, shared), kern::isa_supported(kern::Isa::Avx512));
+}
+
+// The dot kernels' per-row sums must not depend on how many rows share a weight pass on any ISA
+// (the scalar reference, AVX2, AVX-512): sessions pick the ISA themselves (SessionOptions::isa),
+// in one process.
+TEST(DeterministicIsa, EveryIsaIsBatchInvariantAndSessionsKeepTheirOwn) {
+    std::vector<std::vector<float>> per_isa;
+    for (const char* file : {"mixtral-wide-q4_k_m", "gptoss-wide-mxfp4_moe"}) {
+        auto m = load_model(test::fixtures_dir() + "/models/" + file + ".gguf");
+        ASSERT_TRUE(m.ok()) << m.message();
+        for (kern::Isa isa : {kern::Isa::Scalar, kern::Isa::Avx2, kern::Isa::Avx512}) {
+            if (!kern::isa_supported(isa)) continue;
+            const auto alone = run(**m, true, 0, int(isa));
+            EXPECT_TRUE(same_bits(alone, run(**m, true, 5, int(isa))))
+                << file << " " << kern::isa_name(isa);
+            per_isa.push_back(alone);
+        }
+    }
+    // Different ISAs sum in different orders: the option reached the kernels.
+    if (per_isa.size() >= 2) EXPECT_FALSE(same_bits(per_isa[0], per_isa[1]));
 }
 
 }  // namespace

@@ -78,11 +78,13 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     // The GEMM takes every full group of kG tokens, and a partial last group when it has at
     // least kMinPartial tokens (padding lanes cost less than the dot kernels' weight decoding);
     // a smaller tail goes through the dot kernels below. Deterministic: every row through the
-    // GEMM (padded, also a single token), so a row's path and sums do not depend on T; types
-    // without a GEMM take the dot kernels, whose per-row sums do not depend on nx.
+    // dot kernels, whose per-row sums do not depend on nx (nor on the single-token _rows loop,
+    // the same kernel at nx = 1), so a row's result does not depend on T. Decode keeps its
+    // speed; prompts lose the GEMM (measured in docs/DEVELOPERS.md). The GEMM for every row,
+    // padded to 16 lanes also at T = 1, was measured too: decode 2.5x slower.
     constexpr int64_t kMinPartial = 4;
     const int64_t tail = T % kG;
-    const int64_t n_gemm = x.deterministic || tail >= kMinPartial ? T : T - tail;
+    const int64_t n_gemm = x.deterministic ? 0 : tail >= kMinPartial ? T : T - tail;
     if (const kern::GemmKernel* g = n_gemm > 0 ? kern::find_gemm(w.dtype, isa) : nullptr) {
         const int64_t n_groups = (n_gemm + kG - 1) / kG, gb = g->group_bytes(K);
         thread_local std::vector<uint8_t> groups, zero_row;

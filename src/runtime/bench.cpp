@@ -143,6 +143,7 @@ Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
         so.n_threads = threads;
         so.n_ctx = n_ctx;
         so.n_batch = max_p;
+        so.deterministic = p.deterministic;
         MOE_TRY(const std::unique_ptr<Session> session, Session::create(m, so));
         Session& s = *session;
         const int nt = s.pool().size();
