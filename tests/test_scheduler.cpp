@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -203,6 +204,13 @@ TEST(Scheduler, SixteenConcurrentGreedyRequestsMatchAlone) {
     EXPECT_GT(m.decode_steps, 0);
     // More than one sequence shared a step at some point.
     EXPECT_LT(m.steps, int64_t(16 + m.generated_tokens));
+    std::printf(
+        "[ sched    ] %lld steps (%lld decode-only, %lld tokens): %.2f experts/layer, "
+        "%.0f expert bytes per generated token (dense %.0f bytes per step)\n",
+        (long long)m.steps, (long long)m.decode_steps, (long long)m.decode_tokens,
+        m.experts_per_layer_sum / double(std::max<int64_t>(1, m.decode_steps)),
+        m.expert_bytes_read_total / double(std::max<int64_t>(1, m.decode_tokens)),
+        m.dense_bytes_per_step);
 }
 
 class SchedulerFamily : public ::testing::TestWithParam<std::string> {};
