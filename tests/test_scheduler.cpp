@@ -274,8 +274,11 @@ TEST_P(SchedulerFamily, TextEqualsMoeinferRunGreedy) {
     ASSERT_TRUE(sched);
     // Next to another request, so that the steps hold two sequences.
     auto other = submit_ok(*sched, greedy(l.tok->encode("And God said", true, true), 16));
-    auto st = submit_ok(*sched, greedy(l.tok->encode(prompt, true, true), 16, false));
+    const GenRequest r = greedy(l.tok->encode(prompt, true, true), 16, false);
+    auto st = submit_ok(*sched, r);
     EXPECT_EQ(collect(*st).text, want) << GetParam();
+    // Both stream through the incremental decoder: check run against a whole-sequence decode.
+    EXPECT_EQ(want, text_after(*l.tok, r.prompt, alone(l, r, 64))) << GetParam();
     collect(*other);
 }
 
