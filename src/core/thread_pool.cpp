@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <system_error>
 
 namespace moe {
 namespace {
@@ -27,6 +28,23 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 }
 
 ThreadPool::~ThreadPool() { stop_workers(); }
+
+int ThreadPool::max_threads() {
+    const int64_t hw = std::max(1u, std::thread::hardware_concurrency());
+    return int(std::min<int64_t>(1024, 4 * hw));
+}
+
+Result<std::unique_ptr<ThreadPool>> ThreadPool::create(int n_threads) {
+    if (n_threads < 0 || n_threads > max_threads())
+        return make_error("{} threads: this machine allows 1 to {} (4 x {} cores, at most 1024)",
+                          n_threads, max_threads(), std::thread::hardware_concurrency());
+    const int n = n_threads > 0 ? n_threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    try {
+        return std::make_unique<ThreadPool>(n);
+    } catch (const std::system_error& e) {
+        return make_error("cannot start {} threads: {}", n, e.what());
+    }
+}
 
 void ThreadPool::stop_workers() {
     {

@@ -6,11 +6,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "core/kernel_options.h"
+#include "core/result.h"
 
 namespace moe {
 
@@ -18,6 +20,11 @@ class ThreadPool {
 public:
     // Throws std::system_error when the system cannot start that many threads.
     explicit ThreadPool(int n_threads);
+    // Checked: n_threads in [0, max_threads()] (0: hardware concurrency), and the system's
+    // refusal to start a thread as an error. The way to make a pool from user input.
+    static Result<std::unique_ptr<ThreadPool>> create(int n_threads);
+    // 4 x hardware concurrency, at most 1024.
+    static int max_threads();
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
