@@ -90,7 +90,11 @@ Result<std::vector<float>> Session::eval(const Batch& b, RouterTrace* trace) {
     for (size_t s = 0; s < reach.size(); ++s)
         if (reach[s] <= kv_.n_ctx()) MOE_TRY_VOID(kv_.grow(int(s), reach[s]));
     std::vector<float> logits;
-    MOE_TRY_VOID(forward(m_, b, kv_, pool_, logits, trace));
+    if (auto r = forward(m_, b, kv_, pool_, logits, trace); !r.ok()) {
+        // A refused batch (bad token id, ...) gives the pages it took back.
+        for (size_t s = 0; s < reach.size(); ++s) kv_.shrink(int(s), n_past_[s]);
+        return r.error();
+    }
     for (int64_t t = 0; t < b.size(); ++t) {
         int& np = n_past_[size_t(b.seq[size_t(t)])];
         np = std::max(np, b.pos[size_t(t)] + 1);
