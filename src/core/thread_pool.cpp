@@ -10,6 +10,10 @@ namespace {
 // regions of a forward pass (tens of microseconds), short enough not to burn a shared core.
 constexpr int kSpin = 1 << 12;
 
+// Which pool a worker thread belongs to and its slot there (the caller of a region is slot 0).
+thread_local const ThreadPool* tl_pool = nullptr;
+thread_local int tl_slot = 0;
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -20,7 +24,8 @@ inline void cpu_relax() {
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
     try {
-        for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+        scratch_.resize(size_t(n_threads_));
+        for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
     } catch (...) {  // the system refused a thread: stop those started, then report
         stop_workers();
         throw;
@@ -28,6 +33,10 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 }
 
 ThreadPool::~ThreadPool() { stop_workers(); }
+
+std::vector<uint8_t>& ThreadPool::scratch() {
+    return scratch_[size_t(tl_pool == this ? tl_slot : 0)];
+}
 
 int ThreadPool::max_threads() {
     const int64_t hw = std::max(1u, std::thread::hardware_concurrency());
@@ -64,7 +73,8 @@ void ThreadPool::run_tasks() {
     }
 }
 
-void ThreadPool::worker_loop() {
+void ThreadPool::worker_loop(int slot) {
+    tl_pool = this, tl_slot = slot;
     uint64_t seen = 0;
     for (;;) {
         uint64_t g = generation_.load(std::memory_order_acquire);

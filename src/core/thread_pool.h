@@ -30,6 +30,10 @@ public:
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     int size() const { return n_threads_; }
+    // Scratch memory of the calling thread in this pool (a worker's own, else the caller's slot):
+    // kernels' per-call buffers live as long as the pool, not in process-wide thread_locals.
+    // Only for a thread running this pool's tasks or the one thread that calls its regions.
+    std::vector<uint8_t>& scratch();
     // The kernel settings of the session that owns this pool (what its matmuls run with).
     const KernelOptions& kernel_options() const { return kernel_options_; }
     void set_kernel_options(const KernelOptions& o) { kernel_options_ = o; }
@@ -40,12 +44,13 @@ public:
                         const std::function<void(int64_t begin, int64_t end)>& fn);
 
 private:
-    void worker_loop();
+    void worker_loop(int slot);
     void stop_workers();
     void run_tasks();
 
     int n_threads_;
     KernelOptions kernel_options_;
+    std::vector<std::vector<uint8_t>> scratch_;  // [n_threads]
     std::vector<std::thread> workers_;
     // Start: a region bumps generation_ (under mu_, so sleepers cannot miss it); workers spin on
     // it briefly before sleeping on cv_start_. Done: pending_ counts workers still in the region;
