@@ -32,7 +32,9 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
     }
 }
 
-ThreadPool::~ThreadPool() { stop_workers(); }
+ThreadPool::~ThreadPool() {
+    stop_workers();
+}
 
 std::vector<uint8_t>& ThreadPool::scratch() {
     return scratch_[size_t(tl_pool == this ? tl_slot : 0)];
@@ -47,7 +49,8 @@ Result<std::unique_ptr<ThreadPool>> ThreadPool::create(int n_threads) {
     if (n_threads < 0 || n_threads > max_threads())
         return make_error("{} threads: this machine allows 1 to {} (4 x {} cores, at most 1024)",
                           n_threads, max_threads(), std::thread::hardware_concurrency());
-    const int n = n_threads > 0 ? n_threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    const int n =
+        n_threads > 0 ? n_threads : int(std::max(1u, std::thread::hardware_concurrency()));
     try {
         return std::make_unique<ThreadPool>(n);
     } catch (const std::system_error& e) {

@@ -17,7 +17,7 @@
 namespace moe {
 
 class ThreadPool {
-public:
+  public:
     // Throws std::system_error when the system cannot start that many threads.
     explicit ThreadPool(int n_threads);
     // Checked: n_threads in [0, max_threads()] (0: hardware concurrency), and the system's
@@ -43,7 +43,7 @@ public:
     void parallel_range(int64_t n, int64_t grain,
                         const std::function<void(int64_t begin, int64_t end)>& fn);
 
-private:
+  private:
     void worker_loop(int slot);
     void stop_workers();
     void run_tasks();

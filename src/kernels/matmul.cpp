@@ -12,8 +12,8 @@ namespace moe::ops {
 
 using kern::ActFormat;
 
-void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& out,
-               ThreadPool& pool, bool parallel) {
+void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& out, ThreadPool& pool,
+               bool parallel) {
     const ActFormat f = kern::act_format(wtype);
     MOE_CHECK(K % kern::act_block_elems(f) == 0, "activation row of {} does not fit {} blocks", K,
               dtype_name(wtype));

@@ -40,8 +40,8 @@ struct PackedActs {
 };
 // Packs x[T, K] for weights of type wtype under the pool's kernel options (quantizing rows over
 // the pool when `parallel`).
-void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& out,
-               ThreadPool& pool, bool parallel = true);
+void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& out, ThreadPool& pool,
+               bool parallel = true);
 // True if acts packed for one type can feed weights of type wtype.
 bool acts_fit(const PackedActs& a, DType wtype);
 // One task of a matmul: y[i * ldy + n] = dot(x row (rows ? rows[i] : i), w row n) for i < T and
