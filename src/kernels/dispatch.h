@@ -23,10 +23,10 @@ const CpuFeatures& cpu_features();
 // True if this machine (CPU and OS) can run kernels of that ISA. The AVX-512 kernels also use
 // VNNI and BF16, so Avx512 means F/BW/VL/DQ + VNNI + BF16.
 bool isa_supported(Isa isa);
-// The ISA matmul uses: the best supported one, or MOE_ISA if set (clamped to what is supported),
-// or the one forced by set_isa_override.
+// The ISA matmul uses: the one forced by set_isa_override if any, else MOE_ISA if set (clamped
+// to what is supported), else the best supported one.
 Isa active_isa();
-// Forces an ISA for the whole process (tests, benchmarks); nullptr-like reset with reset=true.
+// Forces an ISA for the whole process (tests, benchmarks) until clear_isa_override().
 void set_isa_override(Isa isa);
 void clear_isa_override();
 
