@@ -22,8 +22,8 @@ int pick(double a, double b, bool higher_better) {
 
 }  // namespace
 
-std::vector<Row> measure_rows(const ModelMeasures& a, const ModelMeasures& b) {
-    std::vector<Row> rows;
+std::vector<CompareRow> measure_rows(const ModelMeasures& a, const ModelMeasures& b) {
+    std::vector<CompareRow> rows;
     auto both = [&](const std::string& label, auto f, int better = -1) {
         rows.push_back({label, a.error.empty() ? f(a) : "—", b.error.empty() ? f(b) : "—", better});
     };

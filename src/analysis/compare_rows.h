@@ -10,11 +10,11 @@
 namespace moe {
 
 // One row of the measures table: label, both values as text, which is better (-1 none, 0 a, 1 b).
-struct Row {
+struct CompareRow {
     std::string label, va, vb;
     int better = -1;
 };
-std::vector<Row> measure_rows(const ModelMeasures& a, const ModelMeasures& b);
+std::vector<CompareRow> measure_rows(const ModelMeasures& a, const ModelMeasures& b);
 
 std::string prompt_timing(const PromptRun& p);
 std::string failures_text(const PromptRun& p);
