@@ -1,7 +1,10 @@
 // compare: failure detection, the recommendation computed from the numbers, report contents.
 #include <gtest/gtest.h>
 
-#include "analysis/compare.h"
+#include "analysis/compare_failures.h"
+#include "analysis/compare_recommendation.h"
+#include "analysis/compare_report.h"
+#include "core/utf8.h"
 
 namespace moe {
 namespace {
@@ -113,10 +116,20 @@ TEST(Compare, ReportsHoldEveryMeasure) {
     EXPECT_EQ(html.find("https://"), std::string::npos);  // nothing fetched at view time
     // JSON round trip of the measures (the child process hands them over this way).
     const auto back = measures_from_json(to_json(b));
-    EXPECT_EQ(back.path, b.path);
-    EXPECT_EQ(back.prompts.size(), 1u);
-    EXPECT_EQ(back.prompts[0].failures, b.prompts[0].failures);
-    EXPECT_DOUBLE_EQ(back.ppl, b.ppl);
+    ASSERT_TRUE(back.ok()) << back.message();
+    EXPECT_EQ(back->path, b.path);
+    EXPECT_EQ(back->prompts.size(), 1u);
+    EXPECT_EQ(back->prompts[0].failures, b.prompts[0].failures);
+    EXPECT_DOUBLE_EQ(back->ppl, b.ppl);
+}
+
+// A child's JSON with a field of the wrong type is an error naming it, not an exception.
+TEST(Compare, MeasuresJsonOfTheWrongTypeIsAnError) {
+    auto j = to_json(fake("/m/x.gguf", 100, 50, 3'000'000, 20u << 20));
+    j["ppl"] = "not a number";
+    const auto back = measures_from_json(j);
+    ASSERT_FALSE(back.ok());
+    EXPECT_NE(back.message().find("measures JSON"), std::string::npos) << back.message();
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 #include <memory>
 #include <sstream>
 
-#include "analysis/compare.h"
+#include "analysis/compare_measure.h"
+#include "analysis/compare_recommendation.h"
+#include "analysis/compare_report.h"
 #include "analysis/params.h"
 #include "analysis/routing_report.h"
 #include "cli/commands.h"

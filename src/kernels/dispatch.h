@@ -23,13 +23,13 @@ const CpuFeatures& cpu_features();
 // True if this machine (CPU and OS) can run kernels of that ISA. The AVX-512 kernels also use
 // VNNI and BF16, so Avx512 means F/BW/VL/DQ + VNNI + BF16.
 bool isa_supported(Isa isa);
-// The ISA matmul uses: the best supported one, or MOE_ISA if set (clamped to what is supported),
-// or the one forced by set_isa_override.
+// The ISA matmul uses: the one forced by set_isa_override if any, else MOE_ISA if set (clamped
+// to what is supported), else the best supported one.
 Isa active_isa();
 // The ISA a session's kernels use: `requested` (a KernelOptions::isa value) clamped to what this
 // machine supports, or active_isa() when it is negative.
 Isa resolve_isa(int requested);
-// Forces the process default (tests, benchmarks) (tests, benchmarks); nullptr-like reset with reset=true.
+// Forces the process default (tests, benchmarks) until clear_isa_override().
 void set_isa_override(Isa isa);
 void clear_isa_override();
 

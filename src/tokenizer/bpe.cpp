@@ -1,7 +1,6 @@
 #include "tokenizer/bpe.h"
 
-#include <queue>
-
+#include "tokenizer/merge_symbols.h"
 #include "tokenizer/unicode.h"
 
 namespace moe::tok {
@@ -9,28 +8,6 @@ namespace moe::tok {
 namespace {
 
 constexpr char kRankSep = '\xFF';
-
-struct Symbol {
-    size_t start = 0;
-    size_t len = 0;  // 0 once merged into its left neighbour
-    int prev = -1;
-    int next = -1;
-};
-
-struct Bigram {
-    int left = 0;
-    int right = 0;
-    int rank = 0;
-    size_t left_len = 0;
-    size_t right_len = 0;
-};
-
-// Lowest rank first; on ties the leftmost pair.
-struct BigramOrder {
-    bool operator()(const Bigram& a, const Bigram& b) const {
-        return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-    }
-};
 
 }  // namespace
 
@@ -85,44 +62,17 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<int32_t>& ou
             return;
         }
     }
-    std::vector<Symbol> sym;
-    for (size_t pos = 0; pos < word.size();) {
-        const size_t len = utf8::char_len(word, pos);
-        const int idx = static_cast<int>(sym.size());
-        sym.push_back({pos, len, idx - 1, pos + len == word.size() ? -1 : idx + 1});
-        pos += len;
-    }
     const std::string_view w(word);
-    std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
-    auto try_pair = [&](int l, int r) {
-        if (l < 0 || r < 0) return;
-        const Symbol& a = sym[static_cast<size_t>(l)];
-        const Symbol& b = sym[static_cast<size_t>(r)];
-        const int rk = rank(w.substr(a.start, a.len), w.substr(b.start, b.len));
-        if (rk >= 0) queue.push({l, r, rk, a.len, b.len});
-    };
-    for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_pair(i - 1, i);
-
-    while (!queue.empty()) {
-        const Bigram bg = queue.top();
-        queue.pop();
-        Symbol& l = sym[static_cast<size_t>(bg.left)];
-        Symbol& r = sym[static_cast<size_t>(bg.right)];
-        if (l.len != bg.left_len || r.len != bg.right_len || l.next != bg.right) continue;
-        l.len += r.len;
-        r.len = 0;
-        l.next = r.next;
-        if (r.next >= 0) sym[static_cast<size_t>(r.next)].prev = bg.left;
-        try_pair(l.prev, bg.left);
-        try_pair(bg.left, l.next);
-    }
-
-    for (int i = sym.empty() ? -1 : 0; i != -1; i = sym[static_cast<size_t>(i)].next) {
-        const Symbol& s = sym[static_cast<size_t>(i)];
-        const std::string_view piece = w.substr(s.start, s.len);
+    std::vector<Symbol> sym = char_symbols(w);
+    merge_symbols(w, sym, [&](std::string_view l, std::string_view r) -> std::optional<double> {
+        const int rk = rank(l, r);
+        if (rk < 0) return std::nullopt;
+        return -double(rk);  // the lowest rank merges first
+    });
+    for_each_symbol(w, sym, [&](std::string_view piece) {
         if (int32_t id = vocab_.find(piece); id >= 0) {
             out.push_back(id);
-            continue;
+            return;
         }
         // Not in the vocabulary (an incomplete vocab): emit the characters that are.
         for (size_t pos = 0; pos < piece.size();) {
@@ -130,7 +80,7 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<int32_t>& ou
             if (int32_t id = vocab_.find(piece.substr(pos, len)); id >= 0) out.push_back(id);
             pos += len;
         }
-    }
+    });
 }
 
 std::string BpeTokenizer::decode_token(int32_t id, bool skip_special) const {

@@ -1,5 +1,6 @@
 // Entry points of the per-ISA kernel files (kernels_avx2.cpp, kernels_avx512.cpp). Both compile
-// the same templates (x86_quant_kernels.inc) with their own flags, in their own namespace; only
+// the same templates (x86_kernels.inc) with their own flags, in their own namespace; the AVX-512
+// file adds the 512-bit dots (zmm_kernels.inc) and the prompt GEMM (zmm_gemm.inc). Only
 // kernels/dispatch.cpp refers to them, after checking the CPU supports the ISA.
 #pragma once
 

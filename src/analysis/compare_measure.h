@@ -1,0 +1,35 @@
+// `compare`'s measurements of one model: parameters, disk size, load time, peak memory, prompt
+// and generation speed, perplexity on a bundled public-domain text, routing imbalance, and
+// answers to a few prompts with the failures seen in them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "analysis/compare_result.h"
+
+namespace moe {
+
+struct CompareOptions {
+    std::vector<std::string> prompts;  // empty: default_compare_prompts()
+    std::string text_path;             // perplexity text (data/eval-kjv.txt by default)
+    int n_predict = 48;                // tokens generated per prompt (greedy)
+    int n_threads = 0;                 // 0: all cores
+    int ppl_ctx = 256;                 // perplexity window (capped by the model's context)
+    int ppl_windows = 0;               // 0: every window of the text
+    int bench_tokens = 256;            // tokens of the text evaluated in one batch (prompt tok/s)
+    double repeat_threshold = 0.5;     // repeated 4-gram share that counts as a loop
+    bool isolate = true;               // measure each model in a child process (own peak RSS)
+};
+
+std::vector<std::string> default_compare_prompts();
+
+// Measures one model in this process (errors of the model go into ModelMeasures::error).
+ModelMeasures measure_model(const std::string& path, const CompareOptions& o);
+// The same in a forked child process, so that its peak RSS is its own (compare_isolated.cpp).
+ModelMeasures measure_model_isolated(const std::string& path, const CompareOptions& o);
+
+// The bundled evaluation text: data/eval-kjv.txt next to the source tree, the CWD or the binary.
+std::string default_eval_text_path();
+
+}  // namespace moe
