@@ -20,6 +20,7 @@
 
 #include "core/half.h"
 #include "formats/hf_families.h"
+#include "formats/hf_model_card.h"
 #include "formats/safetensors.h"
 
 namespace moe {
@@ -498,6 +499,7 @@ Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir) {
 
     auto entries = std::move(meta.entries());
     MOE_TRY_VOID(append_hf_tokenizer(dir, entries));
+    append_hf_model_card(dir, entries);
     return std::shared_ptr<ModelSource>(std::make_shared<HfSource>(
         dir, std::move(set), std::move(entries), std::move(plan).value()));
 }
