@@ -60,7 +60,11 @@ std::string write_file_with_provenance() {
                  str_value("https://huggingface.co/meta-llama/Llama-3.1-8B")},
                 {"general.languages", gguf::Value{gguf::ValueType::ARRAY, langs}},
                 {"tokenizer.chat_template", str_value("{{ messages[0]['content'] }}")},
-                {"tokenizer.chat_template.tool_use", str_value("{{ tools }}")}}});
+                {"tokenizer.chat_template.tool_use", str_value("{{ tools }}")},
+                {"tokenizer.chat_templates",
+                 gguf::Value{gguf::ValueType::ARRAY,
+                             gguf::Array{gguf::ValueType::STRING,
+                                         {str_value("tool_use"), str_value("rag")}}}}}});
     EXPECT_TRUE(r.ok()) << r.message();
     return out;
 }
@@ -82,7 +86,8 @@ TEST(Provenance, InspectShowsLicenceAndOrigin) {
     EXPECT_NE(text.out.find("quantized by   Unsloth"), std::string::npos) << text.out;
     EXPECT_NE(text.out.find("size label     8B"), std::string::npos) << text.out;
     EXPECT_NE(text.out.find("author         Meta"), std::string::npos) << text.out;
-    EXPECT_NE(text.out.find("chat template  yes, named: tool_use"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("chat template  yes, named: tool_use rag"), std::string::npos)
+        << text.out;
     ASSERT_EQ(json.code, 0) << json.out;
     const auto j = nlohmann::json::parse(json.out);
     const auto& p = j.at("provenance");
