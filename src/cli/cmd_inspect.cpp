@@ -14,6 +14,7 @@
 #include "analysis/provenance.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/sysinfo.h"
 #include "formats/metadata_source.h"
 #include "models/model.h"
 #include "models/presets.h"
@@ -381,9 +382,10 @@ void register_inspect_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--type", a->type,
                     "with --like: store matrices as this type (bf16, f16, q8_0, q4_K, ...); "
                     "default: the published checkpoint's");
-    cmd->add_option("-c,--ctx", a->n_ctx,
-                    "context length for the KV-cache estimate (default 4096)");
-    cmd->add_option("--vram", a->vram_gib, "also say whether it fits in this many GiB");
+    cmd->add_option("-c,--ctx", a->n_ctx, "context length for the KV-cache estimate (default 4096)")
+        ->check(kContextRange);
+    cmd->add_option("--vram", a->vram_gib, "also say whether it fits in this many GiB")
+        ->check(finite_in(0, 1 << 20));
     cmd->add_flag("--json", a->json, "print one JSON object");
     cmd->add_flag("--tensors", a->tensors, "also list every tensor with its role");
     cmd->callback([a, &exit_code] { exit_code = run_inspect(*a); });

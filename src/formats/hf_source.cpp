@@ -4,6 +4,7 @@
 // every output tensor at open time (validating shapes, so nothing can fail later) and builds the
 // transformed ones on first access. Untransformed tensors are zero-copy views into the mapping.
 #include "formats/hf_source.h"
+#include "core/input_file.h"
 #include "formats/hf_tokenizer.h"
 
 #include <algorithm>
@@ -426,12 +427,9 @@ Result<std::vector<PlannedTensor>> plan_tensors(const hf::FamilySpec& fam,
 }
 
 Result<nlohmann::json> read_json(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error("cannot open '{}'", path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
+    MOE_TRY(const std::string text, read_input_file(path, uint64_t(64) << 20));
     try {
-        return nlohmann::json::parse(ss.str());
+        return nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
         return make_error("'{}': invalid JSON: {}", path, e.what());
     }
@@ -440,6 +438,10 @@ Result<nlohmann::json> read_json(const std::string& path) {
 }  // namespace
 
 Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir) {
+    return open_hf_folder(dir, weight_memory());
+}
+
+Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir, WeightMemory mem) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const fs::path root(dir);
@@ -461,7 +463,7 @@ Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir) {
         return make_error("'{}': unsupported architecture '{}'; supported: {}",
                           config_path.string(), hf_class, hf::supported_families());
 
-    MOE_TRY(auto set, SafetensorsSet::open_folder(dir));
+    MOE_TRY(auto set, SafetensorsSet::open_folder(dir, mem));
 
     // Metadata.
     hf::Config cfg(std::move(json));

@@ -47,6 +47,17 @@ double HParams::opt_float(const std::string& key, double def) {
     return lookup(key, false) ? req_float(key) : def;
 }
 
+double HParams::req_positive(const std::string& key) {
+    const double v = req_float(key);
+    if (ok() && !(v > 0))
+        fail(fmt::format("metadata '{}.{}' = {} must be greater than 0", arch_, key, v));
+    return v;
+}
+
+double HParams::opt_positive(const std::string& key, double def) {
+    return lookup(key, false) ? req_positive(key) : def;
+}
+
 bool HParams::opt_bool(const std::string& key, bool def) {
     const gguf::Value* v = lookup(key, false);
     if (!v) return def;
@@ -76,7 +87,6 @@ Shape strip_leading_ones(Shape s) {
 
 TensorView TensorBinder::get(const std::string& name, Shape want, bool required) {
     if (!error_.empty()) return {};
-    asked_.insert(name);
     auto t = src_.tensor(name);
     if (!t && m_.plan) {
         for (auto& p : *m_.plan)
@@ -103,16 +113,10 @@ TensorView TensorBinder::get(const std::string& name, Shape want, bool required)
         return {};
     }
     ++n_bound_;
+    m_.bound_names.push_back(name);
     TensorView v = *t;
     v.shape = want;  // same layout; callers index by the shape they asked for
     return v;
-}
-
-std::vector<std::string> TensorBinder::unused(const ModelSource& src) const {
-    std::vector<std::string> out;
-    for (auto& n : src.tensor_names())
-        if (!asked_.count(n)) out.push_back(n);
-    return out;
 }
 
 TensorView Model::own_bytes(DType t, Shape shape, std::vector<uint8_t> bytes) {

@@ -4,7 +4,6 @@
 
 #include <optional>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "formats/model_source.h"
@@ -22,6 +21,10 @@ public:
     int64_t opt_int(const std::string& key, int64_t def, int64_t lo, int64_t hi);
     double req_float(const std::string& key);
     double opt_float(const std::string& key, double def);
+    // Finite and > 0: epsilons, RoPE bases and factors, YaRN betas, scales. A value of 0 or
+    // below passes a finiteness check and then turns every logit into NaN.
+    double req_positive(const std::string& key);
+    double opt_positive(const std::string& key, double def);
     bool opt_bool(const std::string& key, bool def);
     std::optional<std::string> opt_string(const std::string& key);
     bool has(const std::string& key) const { return src_.find(arch_ + "." + key) != nullptr; }
@@ -61,8 +64,6 @@ public:
     bool ok() const { return error_.empty(); }
     const std::string& error() const { return error_; }
     int n_bound() const { return n_bound_; }
-    // Tensors of the source that no req/opt call asked for, in the source's order.
-    std::vector<std::string> unused(const ModelSource& src) const;
 
 private:
     TensorView get(const std::string& name, Shape want, bool required);
@@ -70,7 +71,6 @@ private:
     Model& m_;
     std::string error_;
     int n_bound_ = 0;
-    std::unordered_set<std::string> asked_;
 };
 
 // "blk.{il}.{name}"

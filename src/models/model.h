@@ -138,6 +138,9 @@ public:
     // Plan mode: when non-null, missing tensors are recorded here instead of failing, so the
     // family's own tensor list (names, shapes) is known from metadata alone (synth, inspect).
     std::unique_ptr<std::vector<PlannedTensor>> plan;
+    // Names of the source tensors the loader bound: check_tensor_use() compares them with the
+    // file's list, so tensors the metadata does not account for are reported.
+    std::vector<std::string> bound_names;
 
     // Copies a 1-D (or small) tensor to an owned f32 vector.
     F32Vec own_f32(const TensorView& t);

@@ -37,10 +37,10 @@ void read_rope_scaling(HParams& hp, RopeConfig& rc) {
                             *type));
         return;
     }
-    rc.yarn_factor = hp.req_float("rope.scaling.factor");
+    rc.yarn_factor = hp.req_positive("rope.scaling.factor");
     rc.yarn_orig_ctx = int(hp.req_int("rope.scaling.original_context_length", 1, kMaxDim * 64));
-    rc.yarn_beta_fast = hp.opt_float("rope.scaling.yarn_beta_fast", 32.0);
-    rc.yarn_beta_slow = hp.opt_float("rope.scaling.yarn_beta_slow", 1.0);
+    rc.yarn_beta_fast = hp.opt_positive("rope.scaling.yarn_beta_fast", 32.0);
+    rc.yarn_beta_slow = hp.opt_positive("rope.scaling.yarn_beta_slow", 1.0);
 }
 
 AttentionConfig read_attention_config(HParams& hp, int n_embd, bool neox) {
@@ -48,9 +48,15 @@ AttentionConfig read_attention_config(HParams& hp, int n_embd, bool neox) {
     a.n_head = int(hp.req_int("attention.head_count", 1, 4096));
     a.n_head_kv = int(hp.opt_int("attention.head_count_kv", a.n_head, 1, 4096));
     a.head_dim = int(hp.opt_int("attention.key_length", n_embd / std::max(1, a.n_head), 1, 65536));
+    // Only MLA has separate value heads; elsewhere value_length must equal the key length.
+    const int64_t v_len = hp.opt_int("attention.value_length", a.head_dim, 1, 65536);
+    if (hp.ok() && v_len != a.head_dim)
+        hp.fail(fmt::format("attention.value_length = {} but the key/head length is {}; this "
+                            "family needs them equal",
+                            v_len, a.head_dim));
     a.scale = float(1.0 / std::sqrt(double(a.head_dim)));
     a.rope.n_dims = int(hp.opt_int("rope.dimension_count", a.head_dim, 2, a.head_dim));
-    a.rope.freq_base = hp.opt_float("rope.freq_base", 10000.0);
+    a.rope.freq_base = hp.opt_positive("rope.freq_base", 10000.0);
     a.rope.neox = neox;
     read_rope_scaling(hp, a.rope);
     if (hp.ok() && a.n_head % a.n_head_kv != 0)
@@ -174,20 +180,6 @@ void bind_rope_freqs(TensorBinder& tb, RopeConfig& rc) {
         }
 }
 
-Result<void> check_all_tensors_used(const TensorBinder& tb, const ModelSource& src,
-                                    const Model& m) {
-    if (m.plan) return {};
-    const auto unused = tb.unused(src);
-    if (unused.empty()) return {};
-    std::string list;
-    for (size_t k = 0; k < unused.size() && k < 5; ++k) list += (k ? ", '" : "'") + unused[k] + "'";
-    if (unused.size() > 5) list += fmt::format(" and {} more", unused.size() - 5);
-    return make_error(
-        "{} tensor(s) that the {} loader does not use: {} (a tensor can change the math, so the "
-        "file is refused rather than run without it)",
-        unused.size(), m.config.arch, list);
-}
-
 void bind_ffn(TensorBinder& tb, int il, int64_t n_ff, int n_embd, const char* suffix,
               FfnWeights& w) {
     const std::string s = suffix;
@@ -248,7 +240,7 @@ Result<void> bind_standard_layers(const ModelSource& src, Model& m, const Standa
             bind_ffn(tb, il, c.n_ff, c.n_embd, "", L.ffn);
     }
     if (!tb.ok()) return make_error("{}", tb.error());
-    return check_all_tensors_used(tb, src, m);
+    return {};
 }
 
 void bind_globals(TensorBinder& tb, Model& m) {
@@ -285,11 +277,15 @@ void read_base_config(HParams& hp, const ModelSource& src, ModelConfig& c) {
     c.n_embd = int(hp.req_int("embedding_length", 1, kMaxDim));
     c.n_layer = int(hp.req_int("block_count", 1, 4096));
     c.n_ctx_train = int(hp.opt_int("context_length", 4096, 1, int64_t(1) << 31));
-    c.rms_eps = float(hp.opt_float("attention.layer_norm_rms_epsilon", 1e-5));
+    c.rms_eps = float(hp.opt_positive("attention.layer_norm_rms_epsilon", 1e-5));
     c.name = src.get_string("general.name").value_or("");
-    if (auto t = src.tensor("token_embd.weight"); t && t->shape.rank == 2)
+    if (auto t = src.tensor("token_embd.weight"); t && t->shape.rank == 2) {
         c.n_vocab = int(t->shape[0]);
-    else if (hp.has("vocab_size"))
+        const int64_t meta = hp.has("vocab_size") ? hp.req_int("vocab_size", 1, int64_t(1) << 24) : c.n_vocab;
+        if (hp.ok() && meta != c.n_vocab)
+            hp.fail(fmt::format("metadata vocab_size = {} but token_embd.weight has {} rows", meta,
+                                c.n_vocab));
+    } else if (hp.has("vocab_size"))
         c.n_vocab = int(hp.req_int("vocab_size", 1, int64_t(1) << 24));
     else if (const gguf::Array* toks = src.get_array("tokenizer.ggml.tokens"))
         c.n_vocab = int(toks->items.size());

@@ -23,9 +23,6 @@ void bind_mla(TensorBinder& tb, int il, const MlaConfig& c, int n_embd, MlaWeigh
 
 // Llama 3.x rope_freqs (per-frequency divisors, optional) into rc; values must be positive.
 void bind_rope_freqs(TensorBinder& tb, RopeConfig& rc);
-// Every tensor of the source was bound (plan mode: always true). An unknown tensor may change the
-// math (as rope_freqs does), so it is an error rather than silently ignored.
-Result<void> check_all_tensors_used(const TensorBinder& tb, const ModelSource& src, const Model& m);
 
 // suffix "" for dense layers ("ffn_gate"), "_shexp" for shared experts.
 void bind_ffn(TensorBinder& tb, int il, int64_t n_ff, int n_embd, const char* suffix,
@@ -46,7 +43,7 @@ struct StandardLayerSpec {
 };
 // Binds the globals and every layer: attn_norm, attention (MLA when c.use_mla, else c.attn[il]),
 // the FFN norm, and the MoE block when c.moe has experts (from layer spec.n_leading_dense on),
-// else the dense FFN of width c.n_ff. Then checks that no tensor of the source was left unused.
+// else the dense FFN of width c.n_ff. (load_model then checks that every tensor was bound.)
 Result<void> bind_standard_layers(const ModelSource& src, Model& m, const StandardLayerSpec& spec);
 
 // token_embd, output_norm, output (tied to token_embd when absent).
