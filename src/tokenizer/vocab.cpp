@@ -84,11 +84,13 @@ Result<int32_t> read_id(const ModelSource& src, const Vocab& v, const char* key,
 // user-defined (always split out of text), so a prompt that merely quotes "</s>" or "<|EOT|>"
 // would get the real marker without --special. They are made control tokens, as the upstream
 // engine does for "control-looking" tokens.
+// clang-format off
 constexpr std::array<std::string_view, 19> kControlTexts = {
     "<s>",           "</s>",          "<|EOT|>",          "<|im_start|>",   "<|im_end|>",
     "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>",    "<|fim_repo|>",
     "<|file_sep|>",  "<｜fim▁begin｜>", "<｜fim▁hole｜>",  "<｜fim▁end｜>",   "<PRE>",
     "<SUF>",         "<MID>",         "<EOT>",            "<|end_of_text|>"};
+// clang-format on
 
 void mark_control_looking(Vocab& v) {
     auto promote = [&](int32_t id) {
