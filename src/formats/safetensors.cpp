@@ -248,10 +248,13 @@ Result<std::shared_ptr<SafetensorsSet>> SafetensorsSet::open_folder(const std::s
         }
         set->files_.push_back(std::move(file));
     }
-    for (const auto& [name, f] : claimed) {
+    for (const auto& entry : claimed) {
+        const auto& [name, f] = entry;
         const SafetensorsTensor* t = set->find(name);
         if (!t || std::none_of(set->files_.begin(), set->files_.end(), [&](const auto& file) {
-                return fs::path(file->path()).filename() == f && file->find(name) == t;
+                // entry's members, not the bindings: clang-14 cannot capture structured bindings.
+                return fs::path(file->path()).filename() == entry.second &&
+                       file->find(entry.first) == t;
             }))
             return make_error("'{}': weight_map places '{}' in '{}', but that file lacks it",
                               index_path.string(), name, f);
