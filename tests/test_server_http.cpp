@@ -29,7 +29,8 @@ class ScriptedStream : public GenStream {
         : r_(std::move(r)), tok_(tok), active_(active), delay_(delay) {
         ++active_;
     }
-    ~ScriptedStream() override { release(); }
+    // Like the real scheduler, dropping the stream does not end the request: only cancel() or
+    // the end of generation frees its "pages".
 
     GenEvent next(std::chrono::milliseconds timeout) override {
         if (done_) {
