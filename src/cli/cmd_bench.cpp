@@ -15,7 +15,7 @@ namespace {
 struct BenchArgs {
     std::string model, prompt = "512", gen = "128", threads = "0";
     int reps = 5, bw_mib = 1024;
-    bool json = false;
+    bool json = false, deterministic = false;
 };
 
 Result<std::vector<int>> int_list(const std::string& opt, const std::string& s) {
@@ -41,6 +41,7 @@ Result<std::vector<int>> int_list(const std::string& opt, const std::string& s) 
 
 int run_bench_cmd(const BenchArgs& a) {
     BenchParams p;
+    p.deterministic = a.deterministic;
     auto pp = int_list("-p", a.prompt);
     if (!pp) return report(pp.message());
     auto tg = int_list("-n", a.gen);
@@ -80,6 +81,8 @@ void register_bench_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--bw-mib", a->bw_mib,
                     "buffer for the bandwidth measurement, MiB (default 1024)");
     cmd->add_flag("--json", a->json, "print a JSON array instead of the Markdown table");
+    cmd->add_flag("--deterministic", a->deterministic,
+                  "batch-invariant kernels (one path per weight type whatever the batch)");
     cmd->callback([a, &exit_code] { exit_code = run_bench_cmd(*a); });
 }
 

@@ -5,8 +5,10 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 
 int main(int argc, char** argv) {
+    moe::cli::keep_activation_buffers_in_heap();
     CLI::App app{"moeinfer: Mixture-of-Experts inference engine"};
     app.require_subcommand(1);
     int exit_code = 0;

@@ -18,10 +18,17 @@ inline void cpu_relax() {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+    try {
+        for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+    } catch (...) {  // the system refused a thread: stop those started, then report
+        stop_workers();
+        throw;
+    }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
     {
         std::lock_guard<std::mutex> lk(mu_);
         stop_.store(true, std::memory_order_release);

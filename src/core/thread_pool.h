@@ -10,16 +10,22 @@
 #include <thread>
 #include <vector>
 
+#include "core/kernel_options.h"
+
 namespace moe {
 
 class ThreadPool {
 public:
+    // Throws std::system_error when the system cannot start that many threads.
     explicit ThreadPool(int n_threads);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     int size() const { return n_threads_; }
+    // The kernel settings of the session that owns this pool (what its matmuls run with).
+    const KernelOptions& kernel_options() const { return kernel_options_; }
+    void set_kernel_options(const KernelOptions& o) { kernel_options_ = o; }
     // Runs fn(task) for task in [0, n_tasks), tasks handed out dynamically; returns when all ran.
     void parallel_for(int64_t n_tasks, const std::function<void(int64_t task)>& fn);
     // Splits [0, n) into contiguous chunks of at least `grain` items: fn(begin, end).
@@ -28,9 +34,11 @@ public:
 
 private:
     void worker_loop();
+    void stop_workers();
     void run_tasks();
 
     int n_threads_;
+    KernelOptions kernel_options_;
     std::vector<std::thread> workers_;
     // Start: a region bumps generation_ (under mu_, so sleepers cannot miss it); workers spin on
     // it briefly before sleeping on cv_start_. Done: pending_ counts workers still in the region;

@@ -140,11 +140,13 @@ struct Output {
 
 class SchedulerImpl final : public Scheduler {
   public:
-    SchedulerImpl(const Model& m, const Tokenizer& tok, const SchedulerOptions& opt)
+    SchedulerImpl(const Model& m, const Tokenizer& tok, const SchedulerOptions& opt,
+                  std::unique_ptr<Session> session)
         : model_(m),
           tok_(tok),
           opt_(opt),
-          session_(m, session_options(opt)),
+          owned_session_(std::move(session)),
+          session_(*owned_session_),
           slots_(size_t(opt_.n_slots)),
           traffic_(weight_traffic(m)),
           wakeup_(std::make_shared<Wakeup>()) {
@@ -176,7 +178,6 @@ class SchedulerImpl final : public Scheduler {
     }
     const SchedulerOptions& options() const override { return opt_; }
 
-  private:
     static SessionOptions session_options(const SchedulerOptions& o) {
         SessionOptions s = o.session;
         s.n_seq = std::max(1, o.n_slots);
@@ -184,6 +185,7 @@ class SchedulerImpl final : public Scheduler {
         return s;
     }
 
+  private:
     void run();
     void step();
     void drop_cancelled();
@@ -211,7 +213,8 @@ class SchedulerImpl final : public Scheduler {
     const Model& model_;
     const Tokenizer& tok_;
     SchedulerOptions opt_;
-    Session session_;
+    std::unique_ptr<Session> owned_session_;
+    Session& session_;
     std::vector<Slot> slots_;
     WeightTraffic traffic_;
     int ctx_limit_ = 0;     // longest sequence: the context, or the whole pool if smaller
@@ -609,7 +612,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const T
         return make_error("the queue length must be >= 0, got {}", opt.max_queue);
     if (opt.session.kv_tokens < 0)
         return make_error("the KV pool size must be >= 0 tokens, got {}", opt.session.kv_tokens);
-    return std::unique_ptr<Scheduler>(std::make_unique<SchedulerImpl>(model, tok, opt));
+    MOE_TRY(auto session, Session::create(model, SchedulerImpl::session_options(opt)));
+    return std::unique_ptr<Scheduler>(
+        std::make_unique<SchedulerImpl>(model, tok, opt, std::move(session)));
 }
 
 }  // namespace moe
