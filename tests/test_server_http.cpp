@@ -37,7 +37,12 @@ class ScriptedStream : public GenStream {
             std::this_thread::sleep_for(std::min(timeout, 10ms));
             return std::monostate{};
         }
-        std::this_thread::sleep_for(delay_);
+        // Honours `timeout` like the real stream: a slow token arrives after several polls.
+        const auto wait = std::min(timeout, delay_ - waited_);
+        std::this_thread::sleep_for(wait);
+        waited_ += wait;
+        if (!cancelled_.load() && waited_ < delay_) return std::monostate{};
+        waited_ = std::chrono::milliseconds(0);
         if (cancelled_.load() || i_ >= r_.max_tokens) {
             GenSummary s;
             s.finish = cancelled_.load() ? FinishReason::Cancelled
@@ -79,7 +84,7 @@ class ScriptedStream : public GenStream {
     GenRequest r_;
     const Tokenizer& tok_;
     std::atomic<int>& active_;
-    std::chrono::milliseconds delay_;
+    std::chrono::milliseconds delay_, waited_{0};
     std::vector<std::string> script_;  // texts to release instead of echoing the prompt
     int i_ = 0;
     bool done_ = false;
@@ -93,6 +98,7 @@ class ScriptedScheduler : public Scheduler {
         if (refuse_full) return Refusal{SubmitError::QueueFull, "64 requests waiting"};
         ++submitted;
         last_prompt = r.prompt;
+        last_stop = r.stop;
         return std::make_shared<ScriptedStream>(std::move(r), tok_, active, delay, script);
     }
     SchedulerMetrics metrics() const override {
@@ -110,6 +116,7 @@ class ScriptedScheduler : public Scheduler {
     std::chrono::milliseconds delay{1ms};
     std::vector<std::string> script;
     std::vector<int32_t> last_prompt;
+    std::vector<std::string> last_stop;
 
   private:
     const Tokenizer& tok_;
@@ -179,6 +186,16 @@ TEST(ServerHttp, ChatCompletionOnTheWire) {
     const std::string echoed = f.tok->decode(f.scheds[0]->last_prompt);
     EXPECT_NE(echoed.find("Hello there"), std::string::npos) << echoed;
     EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>().size() > 0, true);
+    // The request's stop strings, then the chat format's end-of-turn texts.
+    auto st = c.Post("/v1/chat/completions",
+                     R"({"messages":[{"role":"user","content":"x"}],"max_tokens":2,"stop":"Q"})",
+                     "application/json");
+    ASSERT_EQ(st->status, 200);
+    const auto turn_end = chat_stop_strings(ChatRenderer::from_source(*f.src).fallback());
+    ASSERT_FALSE(turn_end.empty());
+    ASSERT_EQ(f.scheds[0]->last_stop.size(), 1 + turn_end.size());
+    EXPECT_EQ(f.scheds[0]->last_stop[0], "Q");
+    EXPECT_EQ(f.scheds[0]->last_stop[1], turn_end[0]);
 }
 
 TEST(ServerHttp, CompletionWithTokenIdsAndLogprobs) {
@@ -447,6 +464,28 @@ TEST(ServerHttp, CancelledStreamFreesItsPages) {
     }
     EXPECT_EQ(used, 0);
     EXPECT_EQ(f.scheds[0]->active.load(), 0);
+}
+
+int connect_raw(int port);
+
+TEST(ServerHttp, ClientGoneBeforeTheFirstTokenIsNoticed) {
+    Fixture f({});
+    f.scheds[0]->delay = 20s;  // nothing to send for a long time (a queued request)
+    const int fd = connect_raw(f.port);
+    ASSERT_GE(fd, 0);
+    const std::string body = R"({"prompt":"a","max_tokens":5,"stream":true})";
+    const std::string req =
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        "application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_GT(::send(fd, req.data(), req.size(), 0), 0);
+    for (int i = 0; i < 100 && f.scheds[0]->active.load() == 0; ++i)
+        std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(f.scheds[0]->active.load(), 1);
+    ::close(fd);  // the client leaves before any token
+    for (int i = 0; i < 100 && f.scheds[0]->active.load() != 0; ++i)
+        std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(f.scheds[0]->active.load(), 0) << "the request was not cancelled";
 }
 
 int connect_raw(int port) {
