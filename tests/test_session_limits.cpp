@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "core/meminfo.h"
+#include "core/sysinfo.h"
 #include "fixtures.h"
 #include "models/model.h"
 #include "runtime/session.h"

@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
     try {
         app.parse(args);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help exits 0; every bad option exits 1 like every other failure (not CLI11's codes).
+        return app.exit(e) == 0 ? 0 : 1;
     }
     // Output lost on a full device or a closed pipe is a failure, not exit 0.
     const bool lost = std::fflush(stdout) != 0 || std::ferror(stdout);
