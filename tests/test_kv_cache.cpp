@@ -155,6 +155,11 @@ TEST(PagedKvPool, ExhaustionIsACleanErrorAndFreedPagesServeTheNextRequest) {
 
     s.truncate(0, 16);
     EXPECT_EQ(s.kv_pages_used(), 1);
+    // A batch refused by the model (token id beyond the vocabulary) keeps no pages either.
+    Batch bad;
+    bad.add(100000, 0, 1, true);
+    EXPECT_FALSE(s.eval(bad).ok());
+    EXPECT_EQ(s.kv_pages_used(), 1);
     EXPECT_TRUE(s.kv_can_grow(1, 32));
     EXPECT_TRUE(s.eval_tokens(job_tokens(1, 20), false, 1).ok());
     EXPECT_EQ(s.kv_pages_used(), 3);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -203,6 +204,13 @@ TEST(Scheduler, SixteenConcurrentGreedyRequestsMatchAlone) {
     EXPECT_GT(m.decode_steps, 0);
     // More than one sequence shared a step at some point.
     EXPECT_LT(m.steps, int64_t(16 + m.generated_tokens));
+    std::printf(
+        "[ sched    ] %lld steps (%lld decode-only, %lld tokens): %.2f experts/layer, "
+        "%.0f expert bytes per generated token (dense %.0f bytes per step)\n",
+        (long long)m.steps, (long long)m.decode_steps, (long long)m.decode_tokens,
+        m.experts_per_layer_sum / double(std::max<int64_t>(1, m.decode_steps)),
+        m.expert_bytes_read_total / double(std::max<int64_t>(1, m.decode_tokens)),
+        m.dense_bytes_per_step);
 }
 
 class SchedulerFamily : public ::testing::TestWithParam<std::string> {};
@@ -266,8 +274,11 @@ TEST_P(SchedulerFamily, TextEqualsMoeinferRunGreedy) {
     ASSERT_TRUE(sched);
     // Next to another request, so that the steps hold two sequences.
     auto other = submit_ok(*sched, greedy(l.tok->encode("And God said", true, true), 16));
-    auto st = submit_ok(*sched, greedy(l.tok->encode(prompt, true, true), 16, false));
+    const GenRequest r = greedy(l.tok->encode(prompt, true, true), 16, false);
+    auto st = submit_ok(*sched, r);
     EXPECT_EQ(collect(*st).text, want) << GetParam();
+    // Both stream through the incremental decoder: check run against a whole-sequence decode.
+    EXPECT_EQ(want, text_after(*l.tok, r.prompt, alone(l, r, 64))) << GetParam();
     collect(*other);
 }
 

@@ -92,6 +92,7 @@ TEST(SessionCreateCli, HugeContextAndThreadCountsEndInOneErrorLine) {
              "logits -m " + model + " --tokens 1,2 -o " + out + " -t 100000",
              "bench -m " + model + " -p 4 -n 2 -r 1 -t 100000",
              "eval -m " + model + " -f " + text + " -c 1000000000",
+             "synth --like olmoe-1b-7b --layers 1 -t 100000 -o " + test::temp_path("limits.gguf"),
          }) {
         const auto r = run(args);
         EXPECT_EQ(r.code, 1) << args << "\n" << r.out;

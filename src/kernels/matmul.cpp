@@ -23,6 +23,7 @@ void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& ou
     out.row_bytes = kern::act_row_bytes(f, K);
     out.isa = int(kern::resolve_isa(pool.kernel_options().isa));
     out.deterministic = pool.kernel_options().deterministic;
+    out.pool = &pool;
     if (f == ActFormat::F32) {
         out.storage.clear();
         out.base = reinterpret_cast<const uint8_t*>(x);
@@ -87,18 +88,23 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     const int64_t n_gemm = x.deterministic ? 0 : tail >= kMinPartial ? T : T - tail;
     if (const kern::GemmKernel* g = n_gemm > 0 ? kern::find_gemm(w.dtype, isa) : nullptr) {
         const int64_t n_groups = (n_gemm + kG - 1) / kG, gb = g->group_bytes(K);
-        thread_local std::vector<uint8_t> groups, zero_row;
-        groups.resize(size_t(n_groups * gb));
-        if (int64_t(zero_row.size()) < x.row_bytes) zero_row.assign(size_t(x.row_bytes), 0);
+        // This thread's scratch in the pool: [a zero activation row (padding) | the groups].
+        MOE_CHECK(x.pool != nullptr, "matmul_rows: activations not packed by pack_acts");
+        std::vector<uint8_t>& scratch = x.pool->scratch();
+        const int64_t zero_bytes = (x.row_bytes + 63) / 64 * 64;
+        scratch.resize(size_t(zero_bytes + n_groups * gb));
+        std::fill_n(scratch.data(), x.row_bytes, uint8_t(0));
+        const uint8_t* zero_row = scratch.data();
+        uint8_t* groups = scratch.data() + zero_bytes;
         const void* rp[kG];
         for (int64_t gi = 0; gi < n_groups; ++gi) {
             for (int j = 0; j < kG; ++j) {
                 const int64_t t = gi * kG + j;
-                rp[j] = t < n_gemm ? x.row(rows ? rows[t] : t) : zero_row.data();
+                rp[j] = t < n_gemm ? x.row(rows ? rows[t] : t) : zero_row;
             }
-            g->pack(rp, K, groups.data() + gi * gb);
+            g->pack(rp, K, groups + gi * gb);
         }
-        g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups.data(), n_gemm, y + n0, ldy);
+        g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups, n_gemm, y + n0, ldy);
         t_first = n_gemm;
     }
     for (int64_t c0 = n0; c0 < n1; c0 += chunk) {

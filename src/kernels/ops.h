@@ -33,6 +33,7 @@ struct PackedActs {
     // The pool's KernelOptions at pack time, resolved: matmul_rows runs with them.
     int isa = 0;  // kern::Isa
     bool deterministic = false;
+    ThreadPool* pool = nullptr;  // the pool packed for: its per-thread scratch serves the GEMM
     const uint8_t* base = nullptr;
     std::vector<uint8_t> storage;
     const void* row(int64_t t) const { return base + t * row_bytes; }

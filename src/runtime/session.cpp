@@ -30,17 +30,13 @@ Session::Session(const Model& m, const SessionOptions& opt)
     pool_.set_kernel_options(KernelOptions{opt.isa, opt.deterministic});
 }
 
-int Session::max_threads() {
-    return int(
-        std::min<int64_t>(1024, 4 * int64_t(std::max(1u, std::thread::hardware_concurrency()))));
-}
+int Session::max_threads() { return ThreadPool::max_threads(); }
 
 Result<std::unique_ptr<Session>> Session::create(const Model& m, const SessionOptions& opt) {
     if (opt.n_ctx < 0) return make_error("context size {} is negative", opt.n_ctx);
     if (opt.n_seq < 1) return make_error("{} sequences: need at least 1", opt.n_seq);
-    if (opt.n_threads < 0 || opt.n_threads > max_threads())
-        return make_error("{} threads: this machine allows 1 to {} (4 x {} cores, at most 1024)",
-                          opt.n_threads, max_threads(), std::thread::hardware_concurrency());
+    if (opt.n_threads < 0 || opt.n_threads > max_threads())  // ThreadPool::create's message
+        return ThreadPool::create(opt.n_threads).error();
     if (opt.kv_tokens < 0) return make_error("KV pool of {} tokens is negative", opt.kv_tokens);
     // The pool is mapped lazily, but a pool beyond the memory there is would fail mid-request.
     const int n_ctx = default_ctx(m, opt.n_ctx);
@@ -94,7 +90,11 @@ Result<std::vector<float>> Session::eval(const Batch& b, RouterTrace* trace) {
     for (size_t s = 0; s < reach.size(); ++s)
         if (reach[s] <= kv_.n_ctx()) MOE_TRY_VOID(kv_.grow(int(s), reach[s]));
     std::vector<float> logits;
-    MOE_TRY_VOID(forward(m_, b, kv_, pool_, logits, trace));
+    if (auto r = forward(m_, b, kv_, pool_, logits, trace); !r.ok()) {
+        // A refused batch (bad token id, ...) gives the pages it took back.
+        for (size_t s = 0; s < reach.size(); ++s) kv_.shrink(int(s), n_past_[s]);
+        return r.error();
+    }
     for (int64_t t = 0; t < b.size(); ++t) {
         int& np = n_past_[size_t(b.seq[size_t(t)])];
         np = std::max(np, b.pos[size_t(t)] + 1);
