@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "core/meminfo.h"
+#include "core/sysinfo.h"
 #include "fixtures.h"
 #include "models/model.h"
 #include "runtime/session.h"
@@ -95,7 +95,8 @@ TEST(SessionCreateCli, HugeContextAndThreadCountsEndInOneErrorLine) {
              "synth --like olmoe-1b-7b --layers 1 -t 100000 -o " + test::temp_path("limits.gguf"),
          }) {
         const auto r = run(args);
-        EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
+        // Refused by the CLI's range check (CLI11's exit code) or by the session (1).
+        EXPECT_NE(r.code, 0) << args << "\n" << r.out;
         EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
         EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n" << r.out;
     }

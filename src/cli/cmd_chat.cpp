@@ -225,7 +225,8 @@ void register_chat_command(CLI::App& app, int& exit_code) {
         ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating past end-of-generation tokens");
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
-    cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)");
+    cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)")
+        ->check(kContextRange);
     add_sampling_options(cmd, a->sp);
     cmd->callback([a, &exit_code] { exit_code = run_chat(*a); });
 }

@@ -6,6 +6,7 @@
 #endif
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -82,6 +83,18 @@ void add_sampling_options(CLI::App* cmd, SamplerParams& sp) {
                     "subtracted from tokens already generated (0 = off)");
     cmd->add_option("--frequency-penalty", sp.frequency_penalty,
                     "subtracted per time a token was generated (0 = off)");
+}
+
+CLI::Validator finite_in(double lo, double hi) {
+    return CLI::Validator(
+        [lo, hi](std::string& s) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(s.c_str(), &end);
+            if (s.empty() || *end != '\0' || !std::isfinite(v) || v < lo || v > hi)
+                return fmt::format("'{}' is not a finite number in [{}, {}]", s, lo, hi);
+            return {};
+        },
+        fmt::format("FLOAT in [{} - {}]", lo, hi));
 }
 
 double now_seconds() {

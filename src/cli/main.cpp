@@ -1,6 +1,8 @@
 // moeinfer: the command-line entry point. Subcommands live in cmd_*.cpp.
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,10 @@ int main(int argc, char** argv) {
     moe::cli::keep_activation_buffers_in_heap();
     CLI::App app{"moeinfer: Mixture-of-Experts inference engine"};
     app.require_subcommand(1);
+    // Bad options end like every other failure: one `error:` line.
+    app.failure_message([](const CLI::App*, const CLI::Error& e) {
+        return std::string("error: ") + e.what() + "\n";
+    });
     int exit_code = 0;
     moe::cli::register_chat_command(app, exit_code);
     moe::cli::register_compare_command(app, exit_code);
@@ -32,6 +38,12 @@ int main(int argc, char** argv) {
         app.parse(args);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
+    }
+    // Output lost on a full device or a closed pipe is a failure, not exit 0.
+    const bool lost = std::fflush(stdout) != 0 || std::ferror(stdout);
+    if (lost && exit_code == 0) {  // a failed command has already said why
+        std::fprintf(stderr, "error: cannot write the output: %s\n", std::strerror(errno));
+        return 1;
     }
     return exit_code;
 }
