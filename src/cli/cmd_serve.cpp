@@ -180,7 +180,7 @@ void register_serve_command(CLI::App& app, int& exit_code) {
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
     cmd->add_option("-c,--ctx-size", a->ctx, "context per sequence (default: model's, max 4096)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(kContextRange);
     cmd->add_option("--batch-size", a->batch, "tokens per scheduler step")
         ->check(CLI::Range(1, 1 << 16))
         ->capture_default_str();
