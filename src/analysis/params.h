@@ -111,10 +111,4 @@ Result<ParamReport> count_planned_params(const Model& m, bool tied_embeddings,
 uint64_t kv_cache_bytes(const ModelConfig& c, int64_t n_ctx);
 uint64_t kv_bytes_per_token(const ModelConfig& c);
 
-// Host memory from /proc/meminfo (bytes); nullopt when unreadable.
-struct MemInfo {
-    uint64_t total = 0, available = 0;
-};
-std::optional<MemInfo> read_meminfo(const std::string& path = "/proc/meminfo");
-
 }  // namespace moe

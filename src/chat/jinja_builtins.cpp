@@ -10,8 +10,23 @@
 #include <optional>
 
 #include "chat/jinja_budget.h"
+#include "core/utf8.h"
 
 namespace moe::jinja {
+
+namespace {
+// Number of characters of s, split as utf8::chars does (a stray byte counts as one).
+size_t utf8_length(const std::string& s) {
+    size_t n = 0;
+    for (size_t p = 0; p < s.size(); p += utf8::char_len(s, p)) ++n;
+    return n;
+}
+// utf8::chars, charged to the render budget: one std::string per character is ~30x the text.
+std::vector<std::string> budgeted_chars(const std::string& s) {
+    budget_charge(uint64_t(utf8_length(s)) * sizeof(std::string) + s.size());
+    return utf8::chars(s);
+}
+}  // namespace
 
 namespace {
 
@@ -77,7 +92,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     std::string out;
     if (from.empty()) {
         // Python inserts `to` between every character (and at both ends).
-        auto chars = utf8_chars(s);
+        auto chars = budgeted_chars(s);
         int64_t n = 0;
         for (const auto& c : chars) {
             if (count < 0 || n < count) {
@@ -340,37 +355,6 @@ Value select_impl(const Value& input, CallArgs& a, bool by_attr, bool keep) {
 
 }  // namespace
 
-namespace {
-size_t utf8_char_bytes(const std::string& s, size_t p) {
-    const unsigned char c = static_cast<unsigned char>(s[p]);
-    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-    return std::min(n, s.size() - p);
-}
-}  // namespace
-
-size_t utf8_length(const std::string& s) {
-    size_t n = 0;
-    for (size_t p = 0; p < s.size(); p += utf8_char_bytes(s, p)) ++n;
-    return n;
-}
-
-std::vector<std::string> utf8_chars(const std::string& s) {
-    // One std::string per character: ~30x the text, so it counts against the budget.
-    const size_t count = utf8_length(s);
-    budget_charge(uint64_t(count) * sizeof(std::string) + s.size());
-    std::vector<std::string> out;
-    out.reserve(count);
-    size_t p = 0;
-    while (p < s.size()) {
-        const unsigned char c = static_cast<unsigned char>(s[p]);
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-        n = std::min(n, s.size() - p);
-        out.push_back(s.substr(p, n));
-        p += n;
-    }
-    return out;
-}
-
 Array iterate(const Value& v) {
     switch (v.kind) {
         case Value::Kind::Undefined: return {};
@@ -384,7 +368,7 @@ Array iterate(const Value& v) {
         case Value::Kind::String: {
             budget_check_size(uint64_t(utf8_length(v.s)) * sizeof(Value), "list of characters");
             Array out;
-            for (auto& c : utf8_chars(v.s)) out.emplace_back(std::move(c));
+            for (auto& c : budgeted_chars(v.s)) out.emplace_back(std::move(c));
             return out;
         }
         default: fail(fmt::format("{} object is not iterable", kind_name(v)));
@@ -422,7 +406,7 @@ Value get_item(const Value& obj, const Value& key) {
         return (*obj.arr)[size_t(k)];
     }
     if (obj.is_string() && key.kind == Value::Kind::Int) {
-        const auto chars = utf8_chars(obj.s);
+        const auto chars = budgeted_chars(obj.s);
         int64_t k = key.i;
         const int64_t n = int64_t(chars.size());
         if (k < 0) k += n;
@@ -449,7 +433,7 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
     if (obj.is_array()) {
         n = int64_t(obj.arr->size());
     } else if (obj.is_string()) {
-        chars = utf8_chars(obj.s);
+        chars = budgeted_chars(obj.s);
         n = int64_t(chars.size());
     } else if (obj.is_undefined()) {
         fail("cannot slice an undefined value");
@@ -755,7 +739,7 @@ std::optional<Value> list_filter(const std::string& n, const Value& in, CallArgs
     }
     if (n == "reverse") {
         if (in.is_string()) {
-            auto chars = utf8_chars(in.s);
+            auto chars = budgeted_chars(in.s);
             std::string out;
             for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += *it;
             return out;

@@ -11,6 +11,7 @@
 #include "analysis/routing_report.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/sysinfo.h"
 #include "core/input_file.h"
 
 namespace moe::cli {

@@ -21,6 +21,7 @@ struct RunArgs {
 };
 
 int run_generate(RunArgs a) {
+    if (auto ok = a.sp.validate(); !ok) return report(ok.message());
     if (a.model.empty()) a.model = default_model_path();
     const double t0 = now_seconds();
     auto src = open_model_source(a.model, a.overrides);

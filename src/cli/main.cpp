@@ -1,7 +1,10 @@
 // moeinfer: the command-line entry point. Subcommands live in cmd_*.cpp.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 
@@ -23,8 +26,14 @@ int main(int argc, char** argv) {
     moe::cli::register_tokenize_command(app, exit_code);
     moe::cli::register_synth_command(app, exit_code);
     moe::cli::register_bench_command(app, exit_code);
+    moe::cli::register_serve_command(app, exit_code);
+    // llama.cpp spells serve's slot count "-np"; CLI11 short options are one letter.
+    std::vector<std::string> args(argv + 1, argv + argc);
+    for (auto& a : args)
+        if (a == "-np") a = "--parallel";
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
     try {
-        app.parse(argc, argv);
+        app.parse(args);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     }

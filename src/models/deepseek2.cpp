@@ -59,23 +59,7 @@ Result<void> load_deepseek2(const ModelSource& src, Model& m) {
     c.moe.n_ff_shexp = int(hp.opt_int("expert_shared_count", 0, 0, 64)) * c.moe.n_ff_exp;
     if (!hp.ok()) return make_error("{}", hp.error());
 
-    TensorBinder tb(src, m);
-    bind_globals(tb, m);
-    m.layers.resize(size_t(c.n_layer));
-    for (int il = 0; il < c.n_layer; ++il) {
-        LayerWeights& L = m.layers[size_t(il)];
-        L.attn_norm = tb.req_f32(blk(il, "attn_norm.weight"), {c.n_embd});
-        bind_mla(tb, il, a, c.n_embd, L.mla);
-        L.ffn_norm = tb.req_f32(blk(il, "ffn_norm.weight"), {c.n_embd});
-        L.is_moe = il >= n_dense && c.moe.n_expert > 0;
-        c.is_moe[size_t(il)] = L.is_moe;
-        if (L.is_moe)
-            bind_moe(tb, il, c.moe, c.n_embd, {}, L.moe);
-        else
-            bind_ffn(tb, il, c.n_ff, c.n_embd, "", L.ffn);
-    }
-    if (!tb.ok()) return make_error("{}", tb.error());
-    return {};
+    return bind_standard_layers(src, m, {.n_leading_dense = n_dense});
 }
 
 }  // namespace moe

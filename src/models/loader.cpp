@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/check.h"
 #include "kernels/ops.h"
 
 namespace moe {
@@ -116,6 +117,13 @@ TensorView TensorBinder::get(const std::string& name, Shape want, bool required)
     TensorView v = *t;
     v.shape = want;  // same layout; callers index by the shape they asked for
     return v;
+}
+
+TensorView Model::own_bytes(DType t, Shape shape, std::vector<uint8_t> bytes) {
+    MOE_CHECK(int64_t(bytes.size()) == shape.rows() * dtype_row_bytes(t, shape.last()),
+              "own_bytes: {} bytes for {} {}", bytes.size(), dtype_name(t), shape.str());
+    owned_bytes_.push_back(std::make_unique<std::vector<uint8_t>>(std::move(bytes)));
+    return TensorView{t, shape, owned_bytes_.back()->data()};
 }
 
 F32Vec Model::own_f32(const TensorView& t) {

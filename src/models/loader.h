@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "formats/model_source.h"
 #include "models/model.h"
@@ -55,6 +56,11 @@ public:
         return m_.own_f32_tensor(opt(name, want));
     }
 
+    bool has(const std::string& name) const { return src_.tensor(name).has_value(); }
+    Model& model() { return m_; }
+    void fail(std::string msg) {
+        if (error_.empty()) error_ = std::move(msg);
+    }
     bool ok() const { return error_.empty(); }
     const std::string& error() const { return error_; }
     int n_bound() const { return n_bound_; }

@@ -146,9 +146,12 @@ public:
     F32Vec own_f32(const TensorView& t);
     // Owned f32 copy of any tensor (used for expert biases).
     TensorView own_f32_tensor(const TensorView& t);
+    // Takes ownership of weights built at load time (e.g. DeepSeek's split attn_kv_b).
+    TensorView own_bytes(DType t, Shape shape, std::vector<uint8_t> bytes);
 
 private:
     std::vector<std::unique_ptr<std::vector<float>>> owned_;
+    std::vector<std::unique_ptr<std::vector<uint8_t>>> owned_bytes_;
 };
 
 // Opens a model file or folder and builds the model of its family.

@@ -41,10 +41,8 @@ Result<std::unique_ptr<Model>> load_family(std::shared_ptr<ModelSource> src, boo
         auto v = validate_common(m->config);
         if (!v.ok()) return make_error("{}: {}", src->path(), v.message());
         if (!plan) {
-            std::string warning;
-            auto use = check_tensor_use(*m, warning);
+            auto use = check_tensor_use(*m);
             if (!use.ok()) return make_error("{}: {}", src->path(), use.message());
-            if (!warning.empty()) fmt::print(stderr, "warning: {}: {}\n", src->path(), warning);
         }
         return m;
     }

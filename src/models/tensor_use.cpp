@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <unordered_set>
+#include <vector>
 
 #include "formats/model_source.h"
 
@@ -25,13 +26,11 @@ int64_t layer_of(const std::string& name) {
 
 }  // namespace
 
-Result<void> check_tensor_use(const Model& m, std::string& warning) {
-    warning.clear();
+Result<void> check_tensor_use(const Model& m) {
     if (!m.source) return {};
     const std::unordered_set<std::string> bound(m.bound_names.begin(), m.bound_names.end());
     const int n_layer = m.config.n_layer;
-    size_t n_unused = 0;
-    std::string first_unused;
+    std::vector<std::string> unused;
     for (const std::string& name : m.source->tensor_names()) {
         if (name.empty()) return make_error("a tensor has an empty name");
         if (bound.count(name)) continue;
@@ -45,12 +44,16 @@ Result<void> check_tensor_use(const Model& m, std::string& warning) {
                 "model no shared expert ({}.expert_shared_count or "
                 "expert_shared_feed_forward_length is 0 or missing)",
                 name, m.config.arch);
-        if (n_unused++ == 0) first_unused = name;
+        unused.push_back(name);
     }
-    if (n_unused > 0)
-        warning = fmt::format("{} tensor(s) of the file are not used by the {} model (first: '{}')",
-                              n_unused, m.config.arch, first_unused);
-    return {};
+    if (unused.empty()) return {};
+    std::string list;
+    for (size_t k = 0; k < unused.size() && k < 5; ++k) list += (k ? ", '" : "'") + unused[k] + "'";
+    if (unused.size() > 5) list += fmt::format(" and {} more", unused.size() - 5);
+    return make_error(
+        "{} tensor(s) that the {} loader does not use: {} (a tensor can change the math, so the "
+        "file is refused rather than run without it)",
+        unused.size(), m.config.arch, list);
 }
 
 }  // namespace moe

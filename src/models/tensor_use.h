@@ -1,6 +1,7 @@
-// Checks that a loaded model accounts for every tensor of its file: tensors of layers beyond
-// block_count and shared-expert tensors that the metadata turns off are errors (the weights
-// would be silently ignored), other unknown tensors are a warning.
+// Checks that a loaded model accounts for every tensor of its file. A tensor no loader binds may
+// change the math (as Llama 3's rope_freqs does), so the file is refused rather than run without
+// it -- as the upstream engine refuses a tensor count it does not expect. Tensors of layers beyond
+// block_count and shared-expert tensors that the metadata turns off get messages naming the key.
 #pragma once
 
 #include <string>
@@ -10,7 +11,7 @@
 
 namespace moe {
 
-// Ok (with `warning` set to one line, or empty), or an error naming the tensor and the key.
-Result<void> check_tensor_use(const Model& m, std::string& warning);
+// Ok, or an error naming the tensor (and the key, where one explains it).
+Result<void> check_tensor_use(const Model& m);
 
 }  // namespace moe
