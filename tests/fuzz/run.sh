@@ -16,19 +16,24 @@ if [ ! -d "$build" ]; then
   CC=clang-14 CXX=clang++-14 cmake -B "$build" -DMOE_FUZZ=ON -DMOE_BUILD_TESTS=OFF -DMOE_BUILD_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo
 fi
-cmake --build "$build" -j"$(nproc)"
+names=()
+for t in "${targets[@]}"; do names+=("fuzz_$t"); done
+cmake --build "$build" -j"$(nproc)" --target "${names[@]}"
 mkdir -p "$build/fuzz-artifacts"
 for t in "${targets[@]}"; do
   corpus="tests/fuzz/corpus/$t"
   mkdir -p "$corpus"
   echo "== fuzz_$t: ${secs}s"
-  # One job; the budget is the target's own (Jinja) or the limits below. Leaks count as crashes.
+  # One job at a time; a leak, a timeout (-timeout) or RSS over the limit fails the target.
+  log="$build/fuzz-artifacts/$t.log"
+  rc=0
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     "$build/tests/fuzz/fuzz_$t" "$corpus" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
-    -max_len=65536 -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/${t}-" 2>&1 |
-    grep -E "^(#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|Done )" || true
-  if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-    echo "fuzz_$t failed: see $build/fuzz-artifacts/" >&2
+    -max_len=65536 -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/${t}-" >"$log" 2>&1 || rc=$?
+  grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" "$log" || true
+  if [ "$rc" -ne 0 ]; then
+    tail -40 "$log" >&2
+    echo "fuzz_$t failed (exit $rc): see $log and $build/fuzz-artifacts/" >&2
     exit 1
   fi
 done
