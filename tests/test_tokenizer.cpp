@@ -143,7 +143,7 @@ TEST_P(VocabFixture, RoundTrips) {
 
 INSTANTIATE_TEST_SUITE_P(Tokenizer, VocabFixture,
                          ::testing::Values("llama-spm", "phi-3", "qwen2", "deepseek-llm",
-                                           "deepseek-coder", "gpt-2"),
+                                           "deepseek-coder", "gpt-2", "llama-bpe", "gpt-4o"),
                          [](const auto& info) {
                              std::string n = info.param;
                              for (char& ch : n)

@@ -8,6 +8,8 @@
 #include "core/mapped_file.h"
 #include "core/sysinfo.h"
 #include "fixtures.h"
+#include "formats/model_source.h"
+#include "gguf/gguf.h"
 #include "models/model.h"
 #include "runtime/session.h"
 
@@ -97,6 +99,31 @@ TEST(WeightMemory, MissingFileIsAnError) {
         ASSERT_FALSE(r.ok());
         EXPECT_NE(r.message().find("cannot open"), std::string::npos) << r.message();
     }
+}
+
+}  // namespace
+}  // namespace moe
+
+namespace moe {
+namespace {
+
+// The mode is a load option (serve -m PATH,mmap|,no-mmap), independent of the process default.
+TEST(WeightMemory, PerFileModeOverridesTheDefault) {
+    const std::string path = test::gguf_path("olmoe", "q4_k_m");
+    set_weight_memory(WeightMemory::Map);
+    auto l = gguf::File::open(path, WeightMemory::Load);
+    ASSERT_TRUE(l.ok()) << l.message();
+    EXPECT_TRUE((*l)->loaded());
+    set_weight_memory(WeightMemory::Load);
+    auto m = gguf::File::open(path, WeightMemory::Map);
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_FALSE((*m)->loaded());
+    auto d = gguf::File::open(path);  // the process default
+    ASSERT_TRUE(d.ok()) << d.message();
+    EXPECT_TRUE((*d)->loaded());
+    set_weight_memory(WeightMemory::Auto);
+    auto src = open_model_source(path, WeightMemory::Load);
+    ASSERT_TRUE(src.ok()) << src.message();
 }
 
 }  // namespace

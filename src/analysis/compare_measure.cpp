@@ -6,14 +6,13 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "analysis/compare_failures.h"
 #include "analysis/params.h"
 #include "analysis/perplexity.h"
 #include "analysis/routing_stats.h"
+#include "core/input_file.h"
 #include "core/sysinfo.h"
 #include "core/utf8.h"
 #include "runtime/generate.h"
@@ -27,14 +26,6 @@ namespace {
 double now_s() {
     using namespace std::chrono;
     return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
-Result<std::string> read_text(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) return make_error("cannot open the evaluation text '{}'", path);
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
 }
 
 double median(std::vector<double> v) {
@@ -207,9 +198,9 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
     std::unique_ptr<RoutingStats> rs;
     if (r.n_moe_layers > 0) rs = std::make_unique<RoutingStats>(m);
 
-    auto text = read_text(o.text_path);
+    auto text = read_input_file(o.text_path);
     if (!text) {
-        r.error = text.message();
+        r.error = fmt::format("cannot open the evaluation text: {}", text.message());
         return r;
     }
     const std::vector<int32_t> text_ids =

@@ -29,6 +29,11 @@ void add_sampling_options(CLI::App* cmd, SamplerParams& sp);
 // into huge pages when the file fits in half of the available memory, else map).
 void add_weight_memory_options(CLI::App* cmd);
 
+// A CLI11 check that a number is finite and in [lo, hi] (CLI::Range lets NaN through).
+CLI::Validator finite_in(double lo, double hi);
+// Context lengths: a non-negative token count up to 2^24 (the memory check is the session's).
+inline const CLI::Range kContextRange(0, 1 << 24);
+
 // Seconds since an arbitrary epoch (monotonic).
 double now_seconds();
 

@@ -43,7 +43,9 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 }
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, WeightMemory mode) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever (before the
+    // regular-file check below could refuse it). It has no effect on regular files.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return make_error("cannot open '{}': {}", path, std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
