@@ -279,7 +279,8 @@ TEST_P(KernelsByType, PromptGemmMatchesScalarVecDot) {
         for (int64_t i = 0; i < T; ++i) rows[size_t(i)] = (i * 11) % T;
         ops::PackedActs xa;
         kern::set_isa_override(Isa::Avx512);
-        ops::pack_acts(x.data(), T, K, t, xa, nullptr);
+        ThreadPool one(1);
+        ops::pack_acts(x.data(), T, K, t, xa, one);
         std::vector<float> got(size_t(T * N), 0.0f);
         ops::matmul_rows(xa, rows.data(), T, wv, 3, N, got.data(), N);  // rows 3.. only
         kern::clear_isa_override();
@@ -311,7 +312,7 @@ TEST(Kernels, MatmulRowsGathersTokens) {
     std::vector<float> full(size_t(T * N));
     ops::matmul(x.data(), T, wv, full.data(), pool);
     ops::PackedActs a;
-    ops::pack_acts(x.data(), T, K, DType::Q4_K, a, &pool);
+    ops::pack_acts(x.data(), T, K, DType::Q4_K, a, pool);
     const int64_t rows[3] = {8, 2, 5};
     std::vector<float> y(size_t(3 * N));
     ops::matmul_rows(a, rows, 3, wv, 0, N, y.data(), N);

@@ -55,7 +55,7 @@ std::vector<uint8_t> encode(const std::vector<float>& x, int64_t row_len, DType 
 // dequantized K rows, transposed), since quantized matmuls round their activations too and only
 // the same weights in the same types can give the same logits.
 void merge_kv_b(const std::string& in, const std::string& merged, DType kv_type,
-                const std::string& split = "") {
+                const std::string& split = "", bool keep_split_too = false) {
     auto src = open_model_source(in);
     ASSERT_TRUE(src.ok()) << src.message();
     test::GgufEdit e, s;
@@ -104,6 +104,7 @@ void merge_kv_b(const std::string& in, const std::string& merged, DType kv_type,
             {p + "attn_kv_b.weight", kv_type, Shape{H * (nope + V), L}, std::move(kv_bytes)});
     }
     ASSERT_EQ(e.add.size(), 3u) << "the DeepSeek fixtures have 3 layers";
+    if (keep_split_too) e.drop = nullptr;
     auto r = test::rewrite_gguf(**src, merged, e);
     ASSERT_TRUE(r.ok()) << r.message();
     if (!split.empty()) {
@@ -173,6 +174,19 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& i) {
         return i.param.name + "_" + i.param.type + "_" + std::string(dtype_name(i.param.kv_type));
     });
+
+// Files that keep attn_kv_b beside attn_k_b / attn_v_b (some converters do): the split form is
+// used and the redundant tensor is not reported as unknown.
+TEST(MergedKvBAndSplit, BothFormsLoadAsTheSplitOne) {
+    const std::string both = test::temp_path("deepseek3_kv_b_and_split.gguf");
+    merge_kv_b(test::gguf_path("deepseek3", "f32"), both, DType::F32, "", true);
+    const auto toks = test::load_ref("deepseek3")["tokens"].get<std::vector<int32_t>>();
+    const auto got = logits(both, toks);
+    std::filesystem::remove(both);
+    const auto want = logits(test::gguf_path("deepseek3", "f32"), toks);
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(test::max_rel(got, want), 0.0);
+}
 
 }  // namespace
 }  // namespace moe

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "fixtures.h"
 #include "formats/model_source.h"
 #include "gguf_rewrite.h"
+#include "hf_folder_writer.h"
 #include "subprocess.h"
 
 namespace moe {
@@ -44,7 +46,11 @@ std::string write_file_with_provenance() {
                  str_value("https://huggingface.co/meta-llama/Llama-3.1-8B")},
                 {"general.languages", gguf::Value{gguf::ValueType::ARRAY, langs}},
                 {"tokenizer.chat_template", str_value("{{ messages[0]['content'] }}")},
-                {"tokenizer.chat_template.tool_use", str_value("{{ tools }}")}}});
+                {"tokenizer.chat_template.tool_use", str_value("{{ tools }}")},
+                {"tokenizer.chat_templates",
+                 gguf::Value{gguf::ValueType::ARRAY,
+                             gguf::Array{gguf::ValueType::STRING,
+                                         {str_value("tool_use"), str_value("rag")}}}}}});
     EXPECT_TRUE(r.ok()) << r.message();
     return out;
 }
@@ -66,7 +72,8 @@ TEST(Provenance, InspectShowsLicenceAndOrigin) {
     EXPECT_NE(text.out.find("quantized by   Unsloth"), std::string::npos) << text.out;
     EXPECT_NE(text.out.find("size label     8B"), std::string::npos) << text.out;
     EXPECT_NE(text.out.find("author         Meta"), std::string::npos) << text.out;
-    EXPECT_NE(text.out.find("chat template  yes, named: tool_use"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("chat template  yes, named: tool_use rag"), std::string::npos)
+        << text.out;
     ASSERT_EQ(json.code, 0) << json.out;
     const auto j = nlohmann::json::parse(json.out);
     const auto& p = j.at("provenance");
@@ -103,6 +110,42 @@ TEST(Provenance, HugeBaseModelCountIsBounded) {
     const Provenance p = read_provenance(**file);
     std::filesystem::remove(out);
     EXPECT_TRUE(p.base_models.empty());
+}
+
+}  // namespace
+}  // namespace moe
+
+namespace moe {
+namespace {
+
+// A Hugging Face folder takes its licence and base models from the model card's front matter.
+TEST(Provenance, HfFolderReadsTheModelCard) {
+    test::ScratchDir dir("model_card");
+    const std::string fix = test::model_dir("llama");
+    for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model",
+                          "tokenizer_config.json"})
+        std::filesystem::create_symlink(std::filesystem::absolute(fix + "/" + f), dir.path() / f);
+    std::ofstream(dir.path() / "README.md") << "---\n"
+                                               "license: apache-2.0\n"
+                                               "library_name: transformers\n"
+                                               "base_model:\n"
+                                               "- mistralai/Mistral-7B-v0.1\n"
+                                               "tags:\n"
+                                               "  - moe\n"
+                                               "---\n"
+                                               "# A model card\nlicense: not this one\n";
+    const auto text = test::run_moeinfer("inspect " + dir.str());
+    ASSERT_EQ(text.code, 0) << text.out;
+    EXPECT_NE(text.out.find("licence        apache-2.0  -- read its terms"), std::string::npos)
+        << text.out;
+    EXPECT_NE(text.out.find("base model     Mistral-7B-v0.1 by mistralai  "
+                            "https://huggingface.co/mistralai/Mistral-7B-v0.1"),
+              std::string::npos)
+        << text.out;
+    // The fixture folder itself has no card.
+    const auto bare = test::run_moeinfer("inspect " + fix);
+    EXPECT_NE(bare.out.find("licence        not stated in the file"), std::string::npos)
+        << bare.out;
 }
 
 }  // namespace

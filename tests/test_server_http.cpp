@@ -25,21 +25,29 @@ using namespace std::chrono_literals;
 class ScriptedStream : public GenStream {
   public:
     ScriptedStream(GenRequest r, const Tokenizer& tok, std::atomic<int>& active,
-                   std::chrono::milliseconds delay)
-        : r_(std::move(r)), tok_(tok), active_(active), delay_(delay) {
+                   std::chrono::milliseconds delay, std::vector<std::string> script)
+        : r_(std::move(r)), tok_(tok), active_(active), delay_(delay), script_(std::move(script)) {
         ++active_;
     }
-    ~ScriptedStream() override { release(); }
+    // Like the real scheduler, dropping the stream does not end the request: only cancel() or
+    // the end of generation frees its "pages".
 
     GenEvent next(std::chrono::milliseconds timeout) override {
         if (done_) {
             std::this_thread::sleep_for(std::min(timeout, 10ms));
             return std::monostate{};
         }
-        std::this_thread::sleep_for(delay_);
+        // Honours `timeout` like the real stream: a slow token arrives after several polls.
+        const auto wait = std::min(timeout, delay_ - waited_);
+        std::this_thread::sleep_for(wait);
+        waited_ += wait;
+        if (!cancelled_.load() && waited_ < delay_) return std::monostate{};
+        waited_ = std::chrono::milliseconds(0);
         if (cancelled_.load() || i_ >= r_.max_tokens) {
             GenSummary s;
-            s.finish = cancelled_.load() ? FinishReason::Cancelled : FinishReason::Length;
+            s.finish = cancelled_.load() ? FinishReason::Cancelled
+                       : script_.empty() ? FinishReason::Length
+                                         : FinishReason::Stop;
             s.n_prompt = int(r_.prompt.size());
             s.n_completion = i_;
             done_ = true;
@@ -49,6 +57,13 @@ class ScriptedStream : public GenStream {
         TokenEvent t;
         t.token = r_.prompt[size_t(i_) % r_.prompt.size()];
         t.text = tok_.decode_token(t.token);
+        if (!script_.empty()) {
+            if (size_t(i_) >= script_.size()) {
+                i_ = r_.max_tokens;  // the script is over: end as if by end-of-generation
+                return next(timeout);
+            }
+            t.text = script_[size_t(i_)];
+        }
         if (r_.top_logprobs >= 0) {
             t.logprob = TokenLogprob{t.token, t.text, -0.5f};
             for (int k = 0; k < r_.top_logprobs; ++k)
@@ -69,7 +84,8 @@ class ScriptedStream : public GenStream {
     GenRequest r_;
     const Tokenizer& tok_;
     std::atomic<int>& active_;
-    std::chrono::milliseconds delay_;
+    std::chrono::milliseconds delay_, waited_{0};
+    std::vector<std::string> script_;  // texts to release instead of echoing the prompt
     int i_ = 0;
     bool done_ = false;
     std::atomic<bool> cancelled_{false}, released_{false};
@@ -82,7 +98,8 @@ class ScriptedScheduler : public Scheduler {
         if (refuse_full) return Refusal{SubmitError::QueueFull, "64 requests waiting"};
         ++submitted;
         last_prompt = r.prompt;
-        return std::make_shared<ScriptedStream>(std::move(r), tok_, active, delay);
+        last_stop = r.stop;
+        return std::make_shared<ScriptedStream>(std::move(r), tok_, active, delay, script);
     }
     SchedulerMetrics metrics() const override {
         SchedulerMetrics m;
@@ -97,7 +114,9 @@ class ScriptedScheduler : public Scheduler {
     std::atomic<int> active{0}, submitted{0};
     std::atomic<bool> refuse_full{false};
     std::chrono::milliseconds delay{1ms};
+    std::vector<std::string> script;
     std::vector<int32_t> last_prompt;
+    std::vector<std::string> last_stop;
 
   private:
     const Tokenizer& tok_;
@@ -167,6 +186,16 @@ TEST(ServerHttp, ChatCompletionOnTheWire) {
     const std::string echoed = f.tok->decode(f.scheds[0]->last_prompt);
     EXPECT_NE(echoed.find("Hello there"), std::string::npos) << echoed;
     EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>().size() > 0, true);
+    // The request's stop strings, then the chat format's end-of-turn texts.
+    auto st = c.Post("/v1/chat/completions",
+                     R"({"messages":[{"role":"user","content":"x"}],"max_tokens":2,"stop":"Q"})",
+                     "application/json");
+    ASSERT_EQ(st->status, 200);
+    const auto turn_end = chat_stop_strings(ChatRenderer::from_source(*f.src).fallback());
+    ASSERT_FALSE(turn_end.empty());
+    ASSERT_EQ(f.scheds[0]->last_stop.size(), 1 + turn_end.size());
+    EXPECT_EQ(f.scheds[0]->last_stop[0], "Q");
+    EXPECT_EQ(f.scheds[0]->last_stop[1], turn_end[0]);
 }
 
 TEST(ServerHttp, CompletionWithTokenIdsAndLogprobs) {
@@ -311,6 +340,95 @@ TEST(ServerHttp, TokenizeDetokenize) {
     EXPECT_EQ(d["content"], "Hello world");
 }
 
+std::vector<json> sse_chunks(const std::string& body) {
+    std::vector<json> out;
+    size_t pos = 0;
+    while (pos < body.size()) {
+        const size_t end = body.find("\n\n", pos);
+        if (end == std::string::npos) break;
+        const std::string ev = body.substr(pos + 6, end - pos - 6);
+        pos = end + 2;
+        if (ev != "[DONE]") out.push_back(json::parse(ev));
+    }
+    return out;
+}
+
+const char* kChatLong = R"({"messages":[{"role":"user","content":"Hello there"}]})";
+
+const std::vector<std::string> kThinking = {"<thi",       "nk>\nadd 2", " and 2\n</",
+                                            "think>\n\n", "4",          " it is"};
+
+TEST(ServerHttp, ReasoningContentApartFromTheAnswer) {
+    Fixture f({});
+    f.scheds[0]->script = kThinking;
+    auto c = f.client();
+    auto r = c.Post("/v1/chat/completions", kChatLong, "application/json");
+    const json m = json::parse(r->body)["choices"][0]["message"];
+    EXPECT_EQ(m["reasoning_content"], "\nadd 2 and 2\n");
+    EXPECT_EQ(m["content"], "4 it is");
+    EXPECT_EQ(json::parse(r->body)["choices"][0]["finish_reason"], "stop");
+    auto s =
+        c.Post("/v1/chat/completions",
+               R"({"messages":[{"role":"user","content":"x"}],"stream":true})", "application/json");
+    std::string reasoning, content;
+    for (const auto& ch : sse_chunks(s->body)) {
+        const json& d = ch["choices"][0]["delta"];
+        if (d.contains("reasoning_content")) reasoning += d["reasoning_content"].get<std::string>();
+        if (d.contains("content")) content += d["content"].get<std::string>();
+    }
+    EXPECT_EQ(reasoning, "\nadd 2 and 2\n");
+    EXPECT_EQ(content, "4 it is");
+}
+
+TEST(ServerHttp, ReasoningFormatNoneKeepsItInline) {
+    ServerOptions o;
+    o.reasoning = ReasoningFormat::None;
+    Fixture f(o);
+    f.scheds[0]->script = kThinking;
+    auto c = f.client();
+    const json m = json::parse(c.Post("/v1/chat/completions", kChatLong, "application/json")->body);
+    EXPECT_FALSE(m["choices"][0]["message"].contains("reasoning_content"));
+    EXPECT_EQ(m["choices"][0]["message"]["content"], "<think>\nadd 2 and 2\n</think>\n\n4 it is");
+}
+
+TEST(ServerHttp, TemplateKwargsReachTheTemplate) {
+    Fixture f({});
+    // A Qwen3-style generation prompt: thinking disabled closes an empty block up front.
+    auto m = std::make_shared<ServedModel>();
+    m->name = "thinker";
+    m->tok = f.tok.get();
+    m->scheduler = f.scheds[0].get();
+    m->renderer = ChatRenderer::from_template(
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined "
+        "and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}",
+        ChatFormat::ChatML, {});
+    m->n_ctx = 64;
+    // A second fixture server holding only this model.
+    ServerOptions o;
+    o.port = 0;
+    Server srv(o);
+    const int port = *srv.bind();
+    srv.add_model(m);
+    srv.set_ready();
+    std::thread t([&] { srv.run(); });
+    httplib::Client c("127.0.0.1", port);
+    auto with = c.Post("/v1/chat/completions",
+                       R"({"messages":[{"role":"user","content":"q"}],"max_tokens":1,
+                           "chat_template_kwargs":{"enable_thinking":false}})",
+                       "application/json");
+    ASSERT_EQ(with->status, 200) << with->body;
+    const std::string rendered = f.tok->decode(f.scheds[0]->last_prompt);
+    EXPECT_NE(rendered.find("</think>"), std::string::npos) << rendered;
+    auto without = c.Post("/v1/chat/completions",
+                          R"({"messages":[{"role":"user","content":"q"}],"max_tokens":1})",
+                          "application/json");
+    ASSERT_EQ(without->status, 200);
+    EXPECT_EQ(f.tok->decode(f.scheds[0]->last_prompt).find("</think>"), std::string::npos);
+    srv.stop();
+    t.join();
+}
+
 int64_t pages_used(httplib::Client& c) {
     const std::string m = c.Get("/metrics")->body;
     const std::string key = "moeinfer_kv_pages_used{model=\"demo-moe\"} ";
@@ -346,6 +464,28 @@ TEST(ServerHttp, CancelledStreamFreesItsPages) {
     }
     EXPECT_EQ(used, 0);
     EXPECT_EQ(f.scheds[0]->active.load(), 0);
+}
+
+int connect_raw(int port);
+
+TEST(ServerHttp, ClientGoneBeforeTheFirstTokenIsNoticed) {
+    Fixture f({});
+    f.scheds[0]->delay = 20s;  // nothing to send for a long time (a queued request)
+    const int fd = connect_raw(f.port);
+    ASSERT_GE(fd, 0);
+    const std::string body = R"({"prompt":"a","max_tokens":5,"stream":true})";
+    const std::string req =
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        "application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_GT(::send(fd, req.data(), req.size(), 0), 0);
+    for (int i = 0; i < 100 && f.scheds[0]->active.load() == 0; ++i)
+        std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(f.scheds[0]->active.load(), 1);
+    ::close(fd);  // the client leaves before any token
+    for (int i = 0; i < 100 && f.scheds[0]->active.load() != 0; ++i)
+        std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(f.scheds[0]->active.load(), 0) << "the request was not cancelled";
 }
 
 int connect_raw(int port) {

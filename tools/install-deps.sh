@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages moeinfer builds with (run as root or with sudo).
 # --test also installs what the test suite needs (chromium + python3 for the HTML render test,
-# node + npm for the OpenAI-client API tests).
+# node + npm for the OpenAI-client API tests, clang-14 + libFuzzer for tests/fuzz).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS=(cmake g++ make pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev libpcre2-dev libgtest-dev
       libcpp-httplib-dev)
-if [ "${1:-}" = "--test" ]; then PKGS+=(chromium python3)
+if [ "${1:-}" = "--test" ]; then PKGS+=(chromium python3 clang-14 libfuzzer-14-dev)
   command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 fi
 missing=()

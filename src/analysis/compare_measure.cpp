@@ -192,7 +192,12 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
     }
     SessionOptions so;
     so.n_threads = o.n_threads;
-    Session s(m, so);
+    auto session = Session::create(m, so);
+    if (!session) {
+        r.error = session.message();
+        return r;
+    }
+    Session& s = **session;
     r.load_seconds = now_s() - t0;
     describe_model(m, r);
     std::unique_ptr<RoutingStats> rs;

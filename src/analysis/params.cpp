@@ -6,6 +6,8 @@
 #include <map>
 #include <sstream>
 
+#include "models/kv_layout.h"
+
 namespace moe {
 
 namespace {
@@ -226,15 +228,8 @@ Result<ParamReport> count_planned_params(const Model& m, bool tied_embeddings,
 
 uint64_t kv_bytes_per_token(const ModelConfig& c) {
     uint64_t per = 0;
-    for (int il = 0; il < c.n_layer; ++il) {
-        if (c.use_mla) {
-            per += uint64_t(c.mla.kv_lora_rank + c.mla.qk_rope);
-        } else if (size_t(il) < c.attn.size()) {
-            const auto& a = c.attn[size_t(il)];
-            per += 2 * uint64_t(a.n_head_kv) * uint64_t(a.head_dim);
-        }
-    }
-    return per * sizeof(float);
+    for (int il = 0; il < c.n_layer; ++il) per += uint64_t(kv_layer_token_bytes(c, il));
+    return per;
 }
 
 uint64_t kv_cache_bytes(const ModelConfig& c, int64_t n_ctx) {

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/sysinfo.h"
 #include "core/result.h"
 #include "core/tensor.h"
 #include "formats/model_source.h"

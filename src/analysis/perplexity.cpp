@@ -225,9 +225,12 @@ Result<PerplexityResult> evaluate_perplexity(const Model& model, const Model* re
     so.n_ctx = n_ctx;
     so.n_batch = n_ctx;  // one forward pass per window: the router trace is [layer, token]
     so.n_threads = opt.n_threads;
-    Session sess(model, so);
+    MOE_TRY(const std::unique_ptr<Session> session, Session::create(model, so));
+    Session& sess = *session;
     std::unique_ptr<Session> ref_sess;
-    if (ref) ref_sess = std::make_unique<Session>(*ref, so);
+    if (ref) {
+        MOE_TRY(ref_sess, Session::create(*ref, so));
+    }
 
     PerplexityResult r;
     r.n_tokens = int64_t(tokens.size());

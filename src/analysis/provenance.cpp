@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace moe {
 
 namespace {
@@ -61,6 +63,13 @@ Provenance read_provenance(const ModelSource& src) {
     for (const auto& [key, value] : src.metadata())
         if (key.starts_with(prefix) && value.as_string())
             p.named_templates.push_back(key.substr(prefix.size()));
+    // Older files list the names in tokenizer.chat_templates instead.
+    if (const gguf::Array* names = src.get_array("tokenizer.chat_templates"))
+        for (const auto& n : names->items)
+            if (const std::string* s = n.as_string();
+                s && std::find(p.named_templates.begin(), p.named_templates.end(), *s) ==
+                         p.named_templates.end())
+                p.named_templates.push_back(*s);
     return p;
 }
 

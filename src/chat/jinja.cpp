@@ -263,7 +263,8 @@ private:
                     --in.call_depth_;
                 }
             } restore{*this, saved};
-            for (const auto& [k, v] : a.kw) {
+            for (const auto& kw : a.kw) {
+                const std::string& k = kw.first;  // a named copy: clang-14 cannot capture bindings
                 const bool known = std::any_of(def->params.begin(), def->params.end(),
                                                [&](const MacroParam& p) { return p.name == k; });
                 if (!known)

@@ -17,7 +17,7 @@ constexpr int kMaxBenchTokens = 32768;  // per test; the context is sized to -p 
 struct BenchArgs {
     std::string model, prompt = "512", gen = "128", threads = "0";
     int reps = 5, bw_mib = 1024;
-    bool json = false;
+    bool json = false, deterministic = false;
 };
 
 // Each item in [0, max]: -p 100000 would otherwise size a context of that many tokens.
@@ -45,6 +45,7 @@ Result<std::vector<int>> int_list(const std::string& opt, const std::string& s, 
 
 int run_bench_cmd(const BenchArgs& a) {
     BenchParams p;
+    p.deterministic = a.deterministic;
     auto pp = int_list("-p", a.prompt, kMaxBenchTokens);
     if (!pp) return report(pp.message());
     auto tg = int_list("-n", a.gen, kMaxBenchTokens);
@@ -85,6 +86,8 @@ void register_bench_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--bw-mib", a->bw_mib,
                     "buffer for the bandwidth measurement, MiB (default 1024)");
     cmd->add_flag("--json", a->json, "print a JSON array instead of the Markdown table");
+    cmd->add_flag("--deterministic", a->deterministic,
+                  "batch-invariant kernels (one path per weight type whatever the batch)");
     cmd->callback([a, &exit_code] { exit_code = run_bench_cmd(*a); });
 }
 

@@ -83,7 +83,9 @@ int run_chat(ChatArgs a) {
     SessionOptions so;
     so.n_threads = a.threads;
     so.n_ctx = a.ctx;
-    Session s(**model, so);
+    auto session = Session::create(**model, so);
+    if (!session) return report(session.message());
+    Session& s = **session;
     const Tokenizer& tk = **tok;
     const int n_vocab = (*model)->config.n_vocab;
 

@@ -37,7 +37,9 @@ int run_logits(const LogitsArgs& a) {
     so.n_threads = a.threads;
     so.n_ctx = std::max<int>(int(toks->size()), std::min(m.config.n_ctx_train, 4096));
     so.n_batch = int(toks->size());
-    Session s(m, so);
+    auto session = Session::create(m, so);
+    if (!session) return report(session.message());
+    Session& s = **session;
     RouterTrace trace;
     const bool want_router = !a.router_out.empty();
     auto logits = s.eval_tokens(*toks, /*all_logits=*/true, 0, want_router ? &trace : nullptr);

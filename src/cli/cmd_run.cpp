@@ -33,7 +33,9 @@ int run_generate(RunArgs a) {
     SessionOptions so;
     so.n_threads = a.threads;
     so.n_ctx = a.ctx;
-    Session s(**model, so);
+    auto session = Session::create(**model, so);
+    if (!session) return report(session.message());
+    Session& s = **session;
     const double load_s = now_seconds() - t0;
 
     const auto prompt = (*tok)->encode(a.prompt, /*add_bos=*/true, /*parse_special=*/true);

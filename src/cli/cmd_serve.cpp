@@ -189,7 +189,9 @@ void register_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--max-queue", a->max_queue, "waiting requests beyond which 503 is returned")
         ->check(CLI::Range(0, 1 << 20))
         ->capture_default_str();
-    cmd->add_option("--api-key", a->server.api_key, "require 'Authorization: Bearer KEY'");
+    cmd->add_option("--api-key", a->server.api_key,
+                    "require 'Authorization: Bearer KEY' (or set MOEINFER_API_KEY)")
+        ->envname("MOEINFER_API_KEY");
     cmd->add_option("--max-body", a->server.max_body, "largest request body in bytes (else 413)")
         ->check(CLI::Range(size_t(1), size_t(1) << 34))
         ->capture_default_str();

@@ -1,6 +1,9 @@
 #include "cli/common.h"
 
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <chrono>
 #include <cmath>
@@ -10,6 +13,13 @@
 #include "core/mapped_file.h"
 
 namespace moe::cli {
+
+void keep_activation_buffers_in_heap() {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
 
 int report(const std::string& msg) {
     fmt::print(stderr, "error: {}\n", msg);

@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 
 int main(int argc, char** argv) {
+    moe::cli::keep_activation_buffers_in_heap();
     CLI::App app{"moeinfer: Mixture-of-Experts inference engine"};
     app.require_subcommand(1);
     // Bad options end like every other failure: one `error:` line.
@@ -35,7 +37,8 @@ int main(int argc, char** argv) {
     try {
         app.parse(args);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help exits 0; every bad option exits 1 like every other failure (not CLI11's codes).
+        return app.exit(e) == 0 ? 0 : 1;
     }
     // Output lost on a full device or a closed pipe is a failure, not exit 0.
     const bool lost = std::fflush(stdout) != 0 || std::ferror(stdout);

@@ -131,6 +131,16 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, We
     return f;
 }
 
+std::shared_ptr<MappedFile> MappedFile::from_bytes(std::string bytes, std::string name) {
+    std::shared_ptr<MappedFile> f(new MappedFile());
+    f->owned_ = std::move(bytes);
+    f->path_ = std::move(name);
+    f->size_ = f->owned_.size();
+    f->data_ = reinterpret_cast<const uint8_t*>(f->owned_.data());
+    f->loaded_ = true;
+    return f;
+}
+
 MappedFile::~MappedFile() {
     if (region_) ::munmap(region_, region_size_);
 }

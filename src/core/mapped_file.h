@@ -31,6 +31,8 @@ class MappedFile {
     // Opens with the process-wide weight_memory() choice.
     static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
     static Result<std::shared_ptr<MappedFile>> open(const std::string& path, WeightMemory m);
+    // The bytes themselves, held in memory under `name` (fuzzers and tests parse from memory).
+    static std::shared_ptr<MappedFile> from_bytes(std::string bytes, std::string name);
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;
     MappedFile& operator=(const MappedFile&) = delete;
@@ -48,6 +50,7 @@ class MappedFile {
     size_t region_size_ = 0;
     bool loaded_ = false;
     std::string path_;
+    std::string owned_;  // from_bytes()
 };
 
 }  // namespace moe

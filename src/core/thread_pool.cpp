@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <system_error>
 
 namespace moe {
 namespace {
@@ -8,6 +9,10 @@ namespace {
 // Spin iterations before sleeping: long enough to bridge the gap between the back-to-back
 // regions of a forward pass (tens of microseconds), short enough not to burn a shared core.
 constexpr int kSpin = 1 << 12;
+
+// Which pool a worker thread belongs to and its slot there (the caller of a region is slot 0).
+thread_local const ThreadPool* tl_pool = nullptr;
+thread_local int tl_slot = 0;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -18,10 +23,42 @@ inline void cpu_relax() {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+    try {
+        scratch_.resize(size_t(n_threads_));
+        for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    } catch (...) {  // the system refused a thread: stop those started, then report
+        stop_workers();
+        throw;
+    }
 }
 
 ThreadPool::~ThreadPool() {
+    stop_workers();
+}
+
+std::vector<uint8_t>& ThreadPool::scratch() {
+    return scratch_[size_t(tl_pool == this ? tl_slot : 0)];
+}
+
+int ThreadPool::max_threads() {
+    const int64_t hw = std::max(1u, std::thread::hardware_concurrency());
+    return int(std::min<int64_t>(1024, 4 * hw));
+}
+
+Result<std::unique_ptr<ThreadPool>> ThreadPool::create(int n_threads) {
+    if (n_threads < 0 || n_threads > max_threads())
+        return make_error("{} threads: this machine allows 1 to {} (4 x {} cores, at most 1024)",
+                          n_threads, max_threads(), std::thread::hardware_concurrency());
+    const int n =
+        n_threads > 0 ? n_threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    try {
+        return std::make_unique<ThreadPool>(n);
+    } catch (const std::system_error& e) {
+        return make_error("cannot start {} threads: {}", n, e.what());
+    }
+}
+
+void ThreadPool::stop_workers() {
     {
         std::lock_guard<std::mutex> lk(mu_);
         stop_.store(true, std::memory_order_release);
@@ -39,7 +76,8 @@ void ThreadPool::run_tasks() {
     }
 }
 
-void ThreadPool::worker_loop() {
+void ThreadPool::worker_loop(int slot) {
+    tl_pool = this, tl_slot = slot;
     uint64_t seen = 0;
     for (;;) {
         uint64_t g = generation_.load(std::memory_order_acquire);

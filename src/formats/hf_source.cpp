@@ -21,6 +21,7 @@
 
 #include "core/half.h"
 #include "formats/hf_families.h"
+#include "formats/hf_model_card.h"
 #include "formats/safetensors.h"
 
 namespace moe {
@@ -103,7 +104,7 @@ std::vector<uint8_t> repack_mxfp4(const PlannedTensor& p) {
     std::vector<uint8_t> out(size_t(E * rows * G * kBlockBytes));
     for (int64_t e = 0; e < E; ++e)
         for (int64_t r = 0; r < rows; ++r) {
-            const int64_t sr = p.op == Op::MxfpGateEven ? 2 * r
+            const int64_t sr = p.op == Op::MxfpGateEven  ? 2 * r
                                : p.op == Op::MxfpGateOdd ? 2 * r + 1
                                                          : r;  // source row
             for (int64_t g = 0; g < G; ++g) {
@@ -382,9 +383,8 @@ Result<std::vector<PlannedTensor>> plan_tensors(const hf::FamilySpec& fam,
         if (!produced.insert(p.name).second)
             return make_error("two HF tensors map to '{}'", p.name);
         const DType src = p.src[0]->dtype;
-        p.dtype = is_mxfp4_op(p.op)                ? DType::MXFP4
-                  : forced_f32(p.name, p.shape) ? DType::F32
-                                                : src;
+        p.dtype = forced_f32(p.name, p.shape) ? DType::F32 : src;
+        if (is_mxfp4_op(p.op)) p.dtype = DType::MXFP4;
         p.zero_copy = p.op == Op::Copy && p.dtype == src && aligned_for(p.src[0]->data, src);
         plan.push_back(std::move(p));
         return {};
@@ -500,6 +500,7 @@ Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir, Weig
 
     auto entries = std::move(meta.entries());
     MOE_TRY_VOID(append_hf_tokenizer(dir, entries));
+    append_hf_model_card(dir, entries);
     return std::shared_ptr<ModelSource>(std::make_shared<HfSource>(
         dir, std::move(set), std::move(entries), std::move(plan).value()));
 }

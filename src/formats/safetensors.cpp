@@ -94,6 +94,40 @@ Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
     return parse(std::move(mapped));
 }
 
+namespace {
+
+// The spec: the data regions tile the byte buffer (no holes, no overlaps), in any order. A
+// shifted or overlapping data_offsets entry would otherwise load as garbage weights.
+Result<void> check_tiling(const std::string& path, const std::vector<SafetensorsTensor>& ts,
+                          const uint8_t* data, uint64_t data_size) {
+    std::vector<const SafetensorsTensor*> order;
+    for (const auto& t : ts) order.push_back(&t);
+    std::sort(order.begin(), order.end(), [](const SafetensorsTensor* a, const SafetensorsTensor* b) {
+        return a->data != b->data ? a->data < b->data : a->nbytes < b->nbytes;
+    });
+    uint64_t end = 0;
+    const SafetensorsTensor* prev = nullptr;
+    for (const SafetensorsTensor* t : order) {
+        const uint64_t begin = uint64_t(t->data - data);
+        if (begin < end)
+            return make_error("'{}': tensors '{}' and '{}' overlap in the data buffer (byte {})", path,
+                              prev->name, t->name, begin);
+        if (begin > end)
+            return make_error("'{}': bytes [{}, {}) of the data buffer belong to no tensor before '{}' "
+                              "(shifted data_offsets?)",
+                              path, end, begin, t->name);
+        end = begin + t->nbytes;
+        prev = t;
+    }
+    if (end != data_size)
+        return make_error("'{}': the tensors cover {} of the {} data bytes (shifted data_offsets or "
+                          "trailing bytes?)",
+                          path, end, data_size);
+    return {};
+}
+
+}  // namespace
+
 Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::parse(std::shared_ptr<MappedFile> m) {
     const std::string& path = m->path();
     const uint64_t size = m->size();
@@ -127,6 +161,7 @@ Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::parse(std::shared_ptr<
     try {
         for (auto it = header.begin(); it != header.end(); ++it) {
             if (it.key() == "__metadata__") continue;
+            if (it.key().empty()) return make_error("'{}': a tensor has an empty name", path);
             auto t = parse_entry(it.key(), it.value(), data, data_size);
             if (!t.ok()) return with_context(t.error(), "'" + path + "'");
             out->index_.emplace(t->name, out->tensors_.size());
@@ -135,6 +170,7 @@ Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::parse(std::shared_ptr<
     } catch (const nlohmann::json::exception& e) {
         return make_error("'{}': malformed header: {}", path, e.what());
     }
+    MOE_TRY_VOID(check_tiling(path, out->tensors_, data, data_size));
     return out;
 }
 
@@ -225,10 +261,13 @@ Result<std::shared_ptr<SafetensorsSet>> SafetensorsSet::open_folder(const std::s
         }
         set->files_.push_back(std::move(file));
     }
-    for (const auto& [name, f] : claimed) {
+    for (const auto& entry : claimed) {
+        const auto& [name, f] = entry;
         const SafetensorsTensor* t = set->find(name);
         if (!t || std::none_of(set->files_.begin(), set->files_.end(), [&](const auto& file) {
-                return fs::path(file->path()).filename() == f && file->find(name) == t;
+                // entry's members, not the bindings: clang-14 cannot capture structured bindings.
+                return fs::path(file->path()).filename() == entry.second &&
+                       file->find(entry.first) == t;
             }))
             return make_error("'{}': weight_map places '{}' in '{}', but that file lacks it",
                               index_path.string(), name, f);

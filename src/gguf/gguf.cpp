@@ -1,5 +1,6 @@
 #include "gguf/gguf.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -197,6 +198,7 @@ Result<std::shared_ptr<File>> File::parse(std::shared_ptr<MappedFile> mapped) {
     f->kv_.reserve(size_t(n_kv));
     for (uint64_t i = 0; i < n_kv; ++i) {
         MOE_TRY(std::string key, c.read_string("metadata key"));
+        if (key.empty()) return make_error("metadata entry {} has an empty key", i);
         MOE_TRY(uint32_t type, c.read<uint32_t>("metadata value type"));
         if (!valid_type(type)) return make_error("metadata '{}': unknown value type {}", key, type);
         MOE_TRY(Value value, read_value(c, ValueType(type), 0, key));
@@ -216,6 +218,7 @@ Result<std::shared_ptr<File>> File::parse(std::shared_ptr<MappedFile> mapped) {
     for (uint64_t i = 0; i < n_tensors; ++i) {
         TensorInfo t;
         MOE_TRY(t.name, c.read_string("tensor name"));
+        if (t.name.empty()) return make_error("tensor {} has an empty name", i);
         MOE_TRY(uint32_t n_dims, c.read<uint32_t>("tensor rank"));
         if (n_dims == 0 || n_dims > kMaxDims)
             return make_error("tensor '{}': rank {} is outside 1..{}", t.name, n_dims, kMaxDims);
@@ -266,6 +269,19 @@ Result<std::shared_ptr<File>> File::parse(std::shared_ptr<MappedFile> mapped) {
             return make_error("tensor '{}': data [{}, {}) lies outside the file's data section ({} bytes){}",
                               t.name, t.offset, t.offset + t.nbytes, avail,
                               " (truncated file?)");
+    }
+    // Tensors may not share bytes: an overlap means a corrupt or crafted table of offsets.
+    std::vector<const TensorInfo*> by_offset;
+    for (const auto& t : f->tensors_)
+        if (t.nbytes > 0) by_offset.push_back(&t);
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
+    for (size_t k = 1; k < by_offset.size(); ++k) {
+        const TensorInfo& a = *by_offset[k - 1];
+        const TensorInfo& b = *by_offset[k];
+        if (b.offset < a.offset + a.nbytes)
+            return make_error("tensors '{}' [{}, {}) and '{}' [{}, {}) overlap", a.name, a.offset,
+                              a.offset + a.nbytes, b.name, b.offset, b.offset + b.nbytes);
     }
     return f;
 }

@@ -2,6 +2,7 @@
 // per-ISA files after checking the CPU (cpuid) and the OS (xgetbv: register state is saved).
 #include "kernels/dispatch.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -151,6 +152,13 @@ Isa active_isa() {
     static const Isa from_env = env_or_best();
     const int o = g_override.load(std::memory_order_relaxed);
     return o >= 0 ? Isa(o) : from_env;
+}
+
+Isa resolve_isa(int requested) {
+    if (requested < 0) return active_isa();
+    for (int i = std::min(requested, int(Isa::Avx512)); i > 0; --i)
+        if (isa_supported(Isa(i))) return Isa(i);
+    return Isa::Scalar;
 }
 
 void set_isa_override(Isa isa) {

@@ -26,7 +26,10 @@ bool isa_supported(Isa isa);
 // The ISA matmul uses: the one forced by set_isa_override if any, else MOE_ISA if set (clamped
 // to what is supported), else the best supported one.
 Isa active_isa();
-// Forces an ISA for the whole process (tests, benchmarks) until clear_isa_override().
+// The ISA a session's kernels use: `requested` (a KernelOptions::isa value) clamped to what this
+// machine supports, or active_isa() when it is negative.
+Isa resolve_isa(int requested);
+// Forces the process default (tests, benchmarks) until clear_isa_override().
 void set_isa_override(Isa isa);
 void clear_isa_override();
 

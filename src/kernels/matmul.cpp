@@ -12,8 +12,8 @@ namespace moe::ops {
 
 using kern::ActFormat;
 
-void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& out,
-               ThreadPool* pool) {
+void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& out, ThreadPool& pool,
+               bool parallel) {
     const ActFormat f = kern::act_format(wtype);
     MOE_CHECK(K % kern::act_block_elems(f) == 0, "activation row of {} does not fit {} blocks", K,
               dtype_name(wtype));
@@ -21,6 +21,9 @@ void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& ou
     out.K = K;
     out.act = int(f);
     out.row_bytes = kern::act_row_bytes(f, K);
+    out.isa = int(kern::resolve_isa(pool.kernel_options().isa));
+    out.deterministic = pool.kernel_options().deterministic;
+    out.pool = &pool;
     if (f == ActFormat::F32) {
         out.storage.clear();
         out.base = reinterpret_cast<const uint8_t*>(x);
@@ -28,11 +31,11 @@ void pack_acts(const float* x, int64_t T, int64_t K, DType wtype, PackedActs& ou
     }
     out.storage.resize(size_t(T * out.row_bytes));
     out.base = out.storage.data();
-    const kern::QuantizeActFn q = kern::find_quantizer(f, kern::active_isa());
+    const kern::QuantizeActFn q = kern::find_quantizer(f, kern::Isa(out.isa));
     uint8_t* dst = out.storage.data();
     const int64_t rb = out.row_bytes;
-    if (pool && T >= 8 && pool->size() > 1) {
-        pool->parallel_range(T, 4, [&](int64_t t0, int64_t t1) {
+    if (parallel && T >= 8 && pool.size() > 1) {
+        pool.parallel_range(T, 4, [&](int64_t t0, int64_t t1) {
             for (int64_t t = t0; t < t1; ++t) q(x + t * K, dst + t * rb, K);
         });
     } else {
@@ -57,7 +60,8 @@ int64_t matmul_row_block(int64_t N, int64_t T, int n_threads) {
 void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const TensorView& w,
                  int64_t n0, int64_t n1, float* y, int64_t ldy) {
     const int64_t K = w.shape.last();
-    const kern::DotKernel* k = kern::find_kernel(w.dtype, kern::active_isa());
+    const kern::Isa isa = kern::Isa(x.isa);
+    const kern::DotKernel* k = kern::find_kernel(w.dtype, isa);
     MOE_CHECK(k != nullptr && int(k->act) == x.act && x.K == K,
               "matmul_rows: {} weight with K={} does not match packed acts (K={})",
               dtype_name(w.dtype), K, x.K);
@@ -74,24 +78,33 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     constexpr int kG = kern::kGemmTokens;
     // The GEMM takes every full group of kG tokens, and a partial last group when it has at
     // least kMinPartial tokens (padding lanes cost less than the dot kernels' weight decoding);
-    // a smaller tail goes through the dot kernels below.
+    // a smaller tail goes through the dot kernels below. Deterministic: every row through the
+    // dot kernels, whose per-row sums do not depend on nx (nor on the single-token _rows loop,
+    // the same kernel at nx = 1), so a row's result does not depend on T. Decode keeps its
+    // speed; prompts lose the GEMM (measured in docs/DEVELOPERS.md). The GEMM for every row,
+    // padded to 16 lanes also at T = 1, was measured too: decode 2.5x slower.
     constexpr int64_t kMinPartial = 4;
-    const int64_t tail = T % kG, n_gemm = tail >= kMinPartial ? T : T - tail;
-    if (const kern::GemmKernel* g =
-            n_gemm > 0 ? kern::find_gemm(w.dtype, kern::active_isa()) : nullptr) {
+    const int64_t tail = T % kG;
+    const int64_t n_gemm = x.deterministic ? 0 : tail >= kMinPartial ? T : T - tail;
+    if (const kern::GemmKernel* g = n_gemm > 0 ? kern::find_gemm(w.dtype, isa) : nullptr) {
         const int64_t n_groups = (n_gemm + kG - 1) / kG, gb = g->group_bytes(K);
-        thread_local std::vector<uint8_t> groups, zero_row;
-        groups.resize(size_t(n_groups * gb));
-        if (int64_t(zero_row.size()) < x.row_bytes) zero_row.assign(size_t(x.row_bytes), 0);
+        // This thread's scratch in the pool: [a zero activation row (padding) | the groups].
+        MOE_CHECK(x.pool != nullptr, "matmul_rows: activations not packed by pack_acts");
+        std::vector<uint8_t>& scratch = x.pool->scratch();
+        const int64_t zero_bytes = (x.row_bytes + 63) / 64 * 64;
+        scratch.resize(size_t(zero_bytes + n_groups * gb));
+        std::fill_n(scratch.data(), x.row_bytes, uint8_t(0));
+        const uint8_t* zero_row = scratch.data();
+        uint8_t* groups = scratch.data() + zero_bytes;
         const void* rp[kG];
         for (int64_t gi = 0; gi < n_groups; ++gi) {
             for (int j = 0; j < kG; ++j) {
                 const int64_t t = gi * kG + j;
-                rp[j] = t < n_gemm ? x.row(rows ? rows[t] : t) : zero_row.data();
+                rp[j] = t < n_gemm ? x.row(rows ? rows[t] : t) : zero_row;
             }
-            g->pack(rp, K, groups.data() + gi * gb);
+            g->pack(rp, K, groups + gi * gb);
         }
-        g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups.data(), n_gemm, y + n0, ldy);
+        g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups, n_gemm, y + n0, ldy);
         t_first = n_gemm;
     }
     for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
@@ -120,7 +133,7 @@ void matmul(const float* x, int64_t T, const TensorView& w, float* y, ThreadPool
         return;
     }
     PackedActs a;
-    pack_acts(x, T, K, w.dtype, a, &pool);
+    pack_acts(x, T, K, w.dtype, a, pool);
     const int64_t rb = matmul_row_block(N, T, pool.size());
     const int64_t nblk = (N + rb - 1) / rb;
     pool.parallel_for(nblk, [&](int64_t b) {

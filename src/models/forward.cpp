@@ -20,6 +20,9 @@ Result<void> check_batch(const Model& m, const Batch& b, const KvCache& kv) {
             return make_error("position {} is outside the context of {} tokens", b.pos[size_t(t)], kv.n_ctx());
         if (b.seq[size_t(t)] < 0 || b.seq[size_t(t)] >= kv.n_seq())
             return make_error("sequence id {} is out of range [0, {})", b.seq[size_t(t)], kv.n_seq());
+        if (!kv.holds(b.seq[size_t(t)], b.pos[size_t(t)]))
+            return make_error("position {} of sequence {} has no KV page (the pool is full?)",
+                              b.pos[size_t(t)], b.seq[size_t(t)]);
     }
     return {};
 }

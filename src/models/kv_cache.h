@@ -1,38 +1,87 @@
-// Per-sequence attention state: for each layer, rows of keys and values by position. Standard
-// attention stores K [n_kv*hd] and V [n_kv*hd] per position; MLA stores the compressed latent
-// plus the rotated shared key [kv_lora + rope] and no V. Kept in f32 for exactness.
+// Paged attention state shared by all sequences (as vLLM's PagedAttention): per layer one pool of
+// fixed-size pages of page_tokens() positions, a page table per sequence and one free list, so a
+// short request holds only the pages it reached and they return to the pool when it ends.
+// Standard attention stores K [n_kv*hd] and V [n_kv*hd] per position; MLA stores the compressed
+// latent plus the rotated shared key [kv_lora + rope] and no V. Kept in f32 for exactness.
+// A page id names the same slot in every layer's pool.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "core/result.h"
 #include "core/zeroed_buffer.h"
+#include "models/kv_layout.h"
 #include "models/model.h"
 
 namespace moe {
 
 class KvCache {
   public:
+    static constexpr int kPageTokens = 16;
+
     KvCache() = default;
-    KvCache(const ModelConfig& c, int n_ctx, int n_seq);
+    // n_ctx: max positions of one sequence; n_seq: sequence ids; pool_tokens: positions the
+    // pool holds over all sequences (rounded up to whole pages; 0: n_ctx * n_seq).
+    KvCache(const ModelConfig& c, int n_ctx, int n_seq, int64_t pool_tokens = 0);
+    // Bytes one position takes over all layers, and the bytes a pool of pool_tokens spans (what
+    // the constructor maps: whole pages).
+    static int64_t token_bytes(const ModelConfig& c);
+    static int64_t pool_bytes(const ModelConfig& c, int64_t pool_tokens);
 
     int n_ctx() const { return n_ctx_; }
     int n_seq() const { return n_seq_; }
     int k_width(int il) const { return k_width_[size_t(il)]; }
     int v_width(int il) const { return v_width_[size_t(il)]; }
-    float* k(int il, int seq, int64_t pos) {
-        return k_[size_t(il)].as<float>() + (int64_t(seq) * n_ctx_ + pos) * k_width_[size_t(il)];
+
+    // Rows of position pos of sequence seq, which must lie in a page the sequence holds. Rows of
+    // one page are contiguous: run(pos, end) positions from pos on share it (walk page by page).
+    float* k(int il, int seq, int64_t pos) { return k_[size_t(il)] + slot(seq, pos) * k_width(il); }
+    float* v(int il, int seq, int64_t pos) { return v_[size_t(il)] + slot(seq, pos) * v_width(il); }
+    const float* k(int il, int seq, int64_t pos) const {
+        return k_[size_t(il)] + slot(seq, pos) * k_width(il);
     }
-    float* v(int il, int seq, int64_t pos) {
-        return v_[size_t(il)].as<float>() + (int64_t(seq) * n_ctx_ + pos) * v_width_[size_t(il)];
+    const float* v(int il, int seq, int64_t pos) const {
+        return v_[size_t(il)] + slot(seq, pos) * v_width(il);
     }
-    size_t bytes() const;
+    static int64_t run(int64_t pos, int64_t end) {
+        return std::min(end, (pos / kPageTokens + 1) * kPageTokens) - pos;
+    }
+
+    // Page accounting.
+    int page_tokens() const { return kPageTokens; }
+    int64_t pages_total() const { return pages_total_; }
+    int64_t pages_used() const { return pages_total_ - int64_t(free_.size()); }
+    int64_t pages_held(int seq) const { return int64_t(table_[size_t(seq)].size()); }
+    // Pages sequence seq would take (beyond those it holds) to cover positions [0, n_pos).
+    int64_t pages_needed(int seq, int64_t n_pos) const;
+    // True if position pos of sequence seq lies in a page it holds.
+    bool holds(int seq, int64_t pos) const {
+        return pos >= 0 && pos / kPageTokens < pages_held(seq);
+    }
+    // Takes the pages sequence seq needs to cover [0, n_pos); all or none (error when the pool
+    // or the context is too small).
+    Result<void> grow(int seq, int64_t n_pos);
+    // Keeps the pages covering [0, n_keep) of sequence seq and returns the rest to the pool.
+    // Freed pages are taken again first (LIFO), so touched memory stays bounded by peak use.
+    void shrink(int seq, int64_t n_keep);
+
+    size_t bytes() const;  // bytes the pool spans (mapped lazily: untouched pages cost no RSS)
 
   private:
+    int64_t slot(int seq, int64_t pos) const {
+        return int64_t(table_[size_t(seq)][size_t(pos / kPageTokens)]) * kPageTokens +
+               pos % kPageTokens;
+    }
+
     int n_ctx_ = 0, n_seq_ = 0;
+    int64_t pages_total_ = 0;
     std::vector<int> k_width_, v_width_;
-    std::vector<ZeroedBuffer> k_, v_;  // [n_layer][n_seq * n_ctx * width] f32, pages on first use
+    std::vector<ZeroedBuffer> k_mem_, v_mem_;  // [n_layer][pages * page_tokens * width] f32
+    std::vector<float*> k_, v_;                // their bases
+    std::vector<std::vector<int32_t>> table_;  // [n_seq][pages held]: page ids in position order
+    std::vector<int32_t> free_;                // free page ids; the back is taken first
 };
 
 }  // namespace moe

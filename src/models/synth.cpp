@@ -330,11 +330,10 @@ Result<SynthResult> synth_write(const Preset& p, const SynthFileType& ft, const 
     res.n_tensors = tensors.size();
     res.header_bytes = w.header_bytes();
     res.file_bytes = w.file_bytes();
+    MOE_TRY(const std::unique_ptr<ThreadPool> pool_ptr, ThreadPool::create(opt.n_threads));
+    ThreadPool& pool = *pool_ptr;
+    const int n_threads = pool.size();
     MOE_TRY_VOID(w.open(path));
-
-    const int n_threads = opt.n_threads > 0 ? opt.n_threads
-                                            : int(std::max(1u, std::thread::hardware_concurrency()));
-    ThreadPool pool(n_threads);
     constexpr int64_t kChunkBytes = 4 << 20;
     std::vector<std::vector<uint8_t>> bufs(static_cast<size_t>(n_threads));
     const uint64_t total = w.data_bytes();

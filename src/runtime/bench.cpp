@@ -143,7 +143,9 @@ Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
         so.n_threads = threads;
         so.n_ctx = n_ctx;
         so.n_batch = max_p;
-        Session s(m, so);
+        so.deterministic = p.deterministic;
+        MOE_TRY(const std::unique_ptr<Session> session, Session::create(m, so));
+        Session& s = *session;
         const int nt = s.pool().size();
         const double bw = measure_read_bandwidth(s.pool(), p.bandwidth_bytes);
         // Warm-up, as llama-bench does: one pass of the longest prompt pages in the weights and

@@ -44,6 +44,7 @@ struct BenchParams {
     int tg_prompt = 8;               // untimed prompt before each generation run
     uint64_t bandwidth_bytes = uint64_t(1) << 30;
     uint64_t seed = 1;
+    bool deterministic = false;      // SessionOptions::deterministic (batch-invariant kernels)
 };
 
 struct BenchResult {

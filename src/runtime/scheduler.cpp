@@ -10,10 +10,11 @@
 //     always proceed, so nothing deadlocks.
 //  3. Prefill: running sequences with prompt left get chunks, oldest first, within the step's
 //     token budget (batch_tokens) and the free pages.
-//  4. Admission: while budget and a free slot remain, the request at the head of the queue
-//     (FIFO) enters the free slot whose cached tokens share the longest prefix with it (prefix
-//     reuse; at least its last token is evaluated again for logits), if the pages of its first
-//     chunk are free (after giving back idle caches); else it waits.
+//  4. Admission (not in a step that had to preempt): while budget and a free slot remain, the
+//     request at the head of the queue (FIFO) enters the free slot whose cached tokens share the
+//     longest prefix with it (prefix reuse; at least its last token is evaluated again for
+//     logits), if the pages of its first chunk are free (after giving back idle caches); else
+//     it waits.
 //  5. One forward pass over the batch; each sequence whose tokens are all evaluated samples its
 //     next token, streams its text (whole UTF-8, held back while it may begin a stop string)
 //     and ends on a stop string, an end-of-generation token, max_tokens or the context limit.
@@ -140,11 +141,13 @@ struct Output {
 
 class SchedulerImpl final : public Scheduler {
   public:
-    SchedulerImpl(const Model& m, const Tokenizer& tok, const SchedulerOptions& opt)
+    SchedulerImpl(const Model& m, const Tokenizer& tok, const SchedulerOptions& opt,
+                  std::unique_ptr<Session> session)
         : model_(m),
           tok_(tok),
           opt_(opt),
-          session_(m, session_options(opt)),
+          owned_session_(std::move(session)),
+          session_(*owned_session_),
           slots_(size_t(opt_.n_slots)),
           traffic_(weight_traffic(m)),
           wakeup_(std::make_shared<Wakeup>()) {
@@ -176,7 +179,6 @@ class SchedulerImpl final : public Scheduler {
     }
     const SchedulerOptions& options() const override { return opt_; }
 
-  private:
     static SessionOptions session_options(const SchedulerOptions& o) {
         SessionOptions s = o.session;
         s.n_seq = std::max(1, o.n_slots);
@@ -184,6 +186,7 @@ class SchedulerImpl final : public Scheduler {
         return s;
     }
 
+  private:
     void run();
     void step();
     void drop_cancelled();
@@ -211,13 +214,15 @@ class SchedulerImpl final : public Scheduler {
     const Model& model_;
     const Tokenizer& tok_;
     SchedulerOptions opt_;
-    Session session_;
+    std::unique_ptr<Session> owned_session_;
+    Session& session_;
     std::vector<Slot> slots_;
     WeightTraffic traffic_;
-    int ctx_limit_ = 0;     // longest sequence: the context, or the whole pool if smaller
-    int64_t clock_ = 0;     // admissions and slot uses, for ordering
-    int budget_ = 0;        // tokens left in the step being built
-    int64_t reserved_ = 0;  // pages the step being built will take
+    int ctx_limit_ = 0;       // longest sequence: the context, or the whole pool if smaller
+    int64_t clock_ = 0;       // admissions and slot uses, for ordering
+    int budget_ = 0;          // tokens left in the step being built
+    int64_t reserved_ = 0;    // pages the step being built will take
+    bool preempted_ = false;  // the step being built sent a sequence back to the queue
     std::vector<std::pair<Sequence*, int>> chunks_;  // the step's sequences and token counts
 
     // Owned by the scheduler thread.
@@ -282,6 +287,7 @@ void SchedulerImpl::step() {
     std::vector<Output> outs;
     chunks_.clear();
     reserved_ = 0;
+    preempted_ = false;
     budget_ = std::max(1, opt_.batch_tokens);
     schedule_decodes(b, outs);
     const int n_decode = int(b.size());
@@ -394,7 +400,8 @@ void SchedulerImpl::schedule_prefills(Batch& b, std::vector<Output>& outs) {
 }
 
 void SchedulerImpl::admit(Batch& b, std::vector<Output>& outs) {
-    while (budget_ > 0) {
+    // A step that had to preempt is short of pages: admitting now would only preempt again.
+    while (budget_ > 0 && !preempted_) {
         std::unique_ptr<Sequence> seq;
         Sequence* head;
         {
@@ -478,6 +485,7 @@ void SchedulerImpl::preempt_last() {
     slots_[size_t(s->slot)] = Slot{};
     s->slot = -1;
     s->n_eval = 0;
+    preempted_ = true;
     std::lock_guard lk(wakeup_->mu);
     ++metrics_.preemptions;
     queue_.push_front(std::move(s));
@@ -609,7 +617,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const T
         return make_error("the queue length must be >= 0, got {}", opt.max_queue);
     if (opt.session.kv_tokens < 0)
         return make_error("the KV pool size must be >= 0 tokens, got {}", opt.session.kv_tokens);
-    return std::unique_ptr<Scheduler>(std::make_unique<SchedulerImpl>(model, tok, opt));
+    MOE_TRY(auto session, Session::create(model, SchedulerImpl::session_options(opt)));
+    return std::unique_ptr<Scheduler>(
+        std::make_unique<SchedulerImpl>(model, tok, opt, std::move(session)));
 }
 
 }  // namespace moe

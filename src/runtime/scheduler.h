@@ -53,7 +53,8 @@ struct TokenEvent {
     std::string text;
     std::optional<TokenLogprob> logprob;  // when top_logprobs >= 0 (log-softmax of the raw logits)
     std::vector<TokenLogprob> top;        // top_logprobs best alternatives, best first
-    // [moe layer][k]: (expert id, router weight) of this token's evaluation (routing requests).
+    // [moe layer][k]: (expert id, router weight) of this token's evaluation (routing requests):
+    // the row whose logits gave this token (the last prompt position for the first token).
     std::vector<std::vector<std::pair<int32_t, float>>> routing;
 };
 

@@ -1,11 +1,11 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <new>
+#include <system_error>
 #include <thread>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
+#include "core/sysinfo.h"
 #include "models/forward.h"
 
 namespace moe {
@@ -15,20 +15,6 @@ int default_threads(int n) {
     if (n > 0) return n;
     return std::max(1, int(std::thread::hardware_concurrency()));
 }
-// A forward pass allocates its per-layer activations (MBs for prompts) and frees them again.
-// glibc serves blocks over its mmap threshold with fresh mappings, so every layer paid page
-// faults and zeroing of new pages (measured: pp128 on OLMoE shapes 50 -> 78 t/s once they are
-// reused). Keep such blocks in the heap and do not trim it back after each pass.
-void keep_activation_buffers_in_heap() {
-#if defined(__GLIBC__)
-    static const bool done = [] {
-        mallopt(M_MMAP_THRESHOLD, 1 << 30);
-        mallopt(M_TRIM_THRESHOLD, 1 << 30);
-        return true;
-    }();
-    (void)done;
-#endif
-}
 int default_ctx(const Model& m, int n) {
     if (n > 0) return n;
     return std::min(m.config.n_ctx_train > 0 ? m.config.n_ctx_train : 4096, 4096);
@@ -37,54 +23,78 @@ int default_ctx(const Model& m, int n) {
 
 Session::Session(const Model& m, const SessionOptions& opt)
     : m_(m),
-      kv_(m.config, default_ctx(m, opt.n_ctx), std::max(1, opt.n_seq)),
+      kv_(m.config, default_ctx(m, opt.n_ctx), std::max(1, opt.n_seq), opt.kv_tokens),
       pool_(default_threads(opt.n_threads)),
       n_batch_(std::max(1, opt.n_batch)),
-      n_past_(size_t(std::max(1, opt.n_seq)), 0),
-      seq_pages_(size_t(std::max(1, opt.n_seq)), 0) {
-    const int64_t tokens =
-        opt.kv_tokens > 0 ? opt.kv_tokens : int64_t(kv_.n_ctx()) * int64_t(kv_.n_seq());
-    pages_total_ = (tokens + kPageTokens - 1) / kPageTokens;
-    keep_activation_buffers_in_heap();
+      n_past_(size_t(std::max(1, opt.n_seq)), 0) {
+    pool_.set_kernel_options(KernelOptions{opt.isa, opt.deterministic});
 }
 
-int64_t Session::kv_pages_needed(int seq, int64_t n_pos) const {
-    const int64_t need = (n_pos + kPageTokens - 1) / kPageTokens;
-    return std::max<int64_t>(0, need - seq_pages_[size_t(seq)]);
+int Session::max_threads() { return ThreadPool::max_threads(); }
+
+Result<std::unique_ptr<Session>> Session::create(const Model& m, const SessionOptions& opt) {
+    if (opt.n_ctx < 0) return make_error("context size {} is negative", opt.n_ctx);
+    if (opt.n_seq < 1) return make_error("{} sequences: need at least 1", opt.n_seq);
+    if (opt.n_threads < 0 || opt.n_threads > max_threads())  // ThreadPool::create's message
+        return ThreadPool::create(opt.n_threads).error();
+    if (opt.kv_tokens < 0) return make_error("KV pool of {} tokens is negative", opt.kv_tokens);
+    // The pool is mapped lazily, but a pool beyond the memory there is would fail mid-request.
+    const int n_ctx = default_ctx(m, opt.n_ctx);
+    const int64_t tokens = opt.kv_tokens > 0 ? opt.kv_tokens : int64_t(n_ctx) * opt.n_seq;
+    const double bytes = double(tokens) * double(KvCache::token_bytes(m.config));
+    const auto mem = read_meminfo();
+    const double limit = mem ? double(mem->available) : double(int64_t(1) << 62);
+    if (bytes > limit)
+        return make_error(
+            "the KV cache needs {:.0f} bytes ({:.1f} GiB: {} positions = context {} x {} "
+            "sequences) but {:.0f} bytes are available; lower the context (-c){}",
+            bytes, bytes / double(1 << 30), tokens, n_ctx, opt.n_seq, limit,
+            opt.n_seq > 1 ? " or the number of sequences" : "");
+    try {
+        return std::unique_ptr<Session>(new Session(m, opt));
+    } catch (const std::bad_alloc&) {
+        return make_error("cannot allocate the KV cache ({:.0f} bytes for context {})", bytes,
+                          n_ctx);
+    } catch (const std::system_error& e) {
+        return make_error("cannot start {} threads: {}", opt.n_threads, e.what());
+    }
 }
 
 bool Session::kv_can_grow(int seq, int64_t n_pos) const {
     if (seq < 0 || seq >= kv_.n_seq() || n_pos > kv_.n_ctx()) return false;
-    return kv_pages_needed(seq, n_pos) <= pages_total_ - pages_used_;
+    return kv_.pages_needed(seq, n_pos) <= kv_.pages_total() - kv_.pages_used();
 }
 
 void Session::truncate(int seq, int n_keep) {
     int& np = n_past_[size_t(seq)];
     np = std::min(np, std::max(0, n_keep));
-    const int64_t keep_pages = (int64_t(np) + kPageTokens - 1) / kPageTokens;
-    int64_t& held = seq_pages_[size_t(seq)];
-    if (held > keep_pages) pages_used_ -= held - keep_pages, held = keep_pages;
+    kv_.shrink(seq, np);
 }
 
 Result<std::vector<float>> Session::eval(const Batch& b, RouterTrace* trace) {
-    // Take the pages the batch's positions need before writing them.
-    std::vector<int64_t> reach(seq_pages_.size(), 0);
+    // Take the pages the batch's positions need before writing them: all or none.
+    std::vector<int64_t> reach(size_t(kv_.n_seq()), 0);
     for (int64_t t = 0; t < b.size(); ++t) {
         const int s = b.seq[size_t(t)];
         if (s < 0 || s >= kv_.n_seq()) return make_error("sequence id {} out of range", s);
-        reach[size_t(s)] = std::max<int64_t>(reach[size_t(s)], b.pos[size_t(t)] + 1);
+        reach[size_t(s)] = std::max<int64_t>(reach[size_t(s)], int64_t(b.pos[size_t(t)]) + 1);
     }
     int64_t need = 0;
-    for (size_t s = 0; s < reach.size(); ++s) need += kv_pages_needed(int(s), reach[s]);
-    if (need > pages_total_ - pages_used_)
-        return make_error("the KV pool is full: the batch needs {} more pages of {} tokens, {} free",
-                          need, kPageTokens, pages_total_ - pages_used_);
-    for (size_t s = 0; s < reach.size(); ++s) {
-        const int64_t more = kv_pages_needed(int(s), reach[s]);
-        seq_pages_[s] += more, pages_used_ += more;
-    }
+    for (size_t s = 0; s < reach.size(); ++s)
+        need += kv_.pages_needed(int(s), std::min<int64_t>(reach[s], kv_.n_ctx()));
+    const int64_t free_pages = kv_.pages_total() - kv_.pages_used();
+    if (need > free_pages)
+        return make_error(
+            "the KV pool is full: the batch needs {} more pages of {} tokens, {} free", need,
+            kv_.page_tokens(), free_pages);
+    for (size_t s = 0; s < reach.size(); ++s)
+        if (reach[s] <= kv_.n_ctx()) MOE_TRY_VOID(kv_.grow(int(s), reach[s]));
     std::vector<float> logits;
-    MOE_TRY_VOID(forward(m_, b, kv_, pool_, logits, trace));
+    if (auto r = forward(m_, b, kv_, pool_, logits, trace); !r.ok()) {
+        // A refused batch (bad token id, ...) gives the pages it took back.
+        for (size_t s = 0; s < reach.size(); ++s) kv_.shrink(int(s), n_past_[s]);
+        return r.error();
+    }
     for (int64_t t = 0; t < b.size(); ++t) {
         int& np = n_past_[size_t(b.seq[size_t(t)])];
         np = std::max(np, b.pos[size_t(t)] + 1);

@@ -14,7 +14,8 @@
 namespace moe {
 
 struct SessionOptions {
-    int n_ctx = 0;      // max positions of one sequence; 0: the model's training context, capped at 4096
+    int n_ctx =
+        0;  // max positions of one sequence; 0: the model's training context, capped at 4096
     int n_seq = 1;      // sequences that can be cached at once
     int n_threads = 0;  // 0: hardware concurrency
     int n_batch = 512;  // max tokens per forward pass when evaluating a prompt
@@ -24,11 +25,20 @@ struct SessionOptions {
     // Batch invariance: a row's result does not depend on what else is in the batch (same kernel
     // path and accumulation order whatever the number of rows an expert or matrix gets).
     bool deterministic = false;
+    // Highest instruction set for this session's kernels (a kern::Isa value, clamped to the
+    // machine); -1: the process default (the best supported, or MOE_ISA as read at the CLI edge).
+    int isa = -1;
 };
 
 class Session {
-public:
+  public:
+    // Checks the options (threads against the machine, the KV pool against available memory)
+    // and catches what construction can throw: the way to make a session from user input.
+    static Result<std::unique_ptr<Session>> create(const Model& m, const SessionOptions& opt);
+    // Unchecked: throws std::bad_alloc / std::system_error when the system refuses.
     Session(const Model& m, const SessionOptions& opt);
+    // Most threads create() accepts: 4 x hardware concurrency, at most 1024.
+    static int max_threads();
 
     const Model& model() const { return m_; }
     int n_ctx() const { return kv_.n_ctx(); }
@@ -37,17 +47,18 @@ public:
 
     // KV pool (paged): positions are held in pages of kv_page_tokens(); a sequence takes pages as
     // it grows (in eval) and gives them back in truncate().
-    int kv_page_tokens() const { return kPageTokens; }
-    int64_t kv_pages_total() const { return pages_total_; }
-    int64_t kv_pages_used() const { return pages_used_; }
+    int kv_page_tokens() const { return kv_.page_tokens(); }
+    int64_t kv_pages_total() const { return kv_.pages_total(); }
+    int64_t kv_pages_used() const { return kv_.pages_used(); }
     // Whether sequence `seq` can grow to n_pos positions with the pages free now.
     bool kv_can_grow(int seq, int64_t n_pos) const;
     // Pages sequence `seq` would need (beyond those it holds) to reach n_pos positions.
-    int64_t kv_pages_needed(int seq, int64_t n_pos) const;
+    int64_t kv_pages_needed(int seq, int64_t n_pos) const { return kv_.pages_needed(seq, n_pos); }
     // Keeps positions [0, n_keep) of sequence `seq` and returns the pages beyond to the pool
     // (n_keep = 0 frees the sequence). Used for prefix reuse and when a request ends.
     void truncate(int seq, int n_keep);
     ThreadPool& pool() { return pool_; }
+    const KernelOptions& kernel_options() const { return pool_.kernel_options(); }
     size_t kv_bytes() const { return kv_.bytes(); }
 
     // Evaluates an arbitrary batch; logits [n_outputs, n_vocab] in batch order.
@@ -58,15 +69,12 @@ public:
     Result<std::vector<float>> eval_tokens(std::span<const int32_t> tokens, bool all_logits,
                                            int seq = 0, RouterTrace* trace = nullptr);
 
-private:
+  private:
     const Model& m_;
     KvCache kv_;
     ThreadPool pool_;
-    static constexpr int kPageTokens = 16;
     int n_batch_;
     std::vector<int> n_past_;
-    std::vector<int64_t> seq_pages_;  // pages held by each sequence
-    int64_t pages_total_ = 0, pages_used_ = 0;
 };
 
 }  // namespace moe

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -14,7 +15,8 @@ namespace moe::server {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr auto kPoll = 100ms;  // how often a waiting handler checks for shutdown
+constexpr auto kPoll = 100ms;        // how often a waiting handler checks for shutdown
+constexpr int kKeepAlivePolls = 20;  // a stream silent for 2 s writes an SSE comment
 
 std::string new_id(const char* prefix) {
     static std::atomic<uint64_t> counter{std::random_device{}()};
@@ -200,12 +202,23 @@ void stream_response(std::shared_ptr<StreamState> st, const CompletionEnv& env,
                                               nullptr, std::nullopt, st->include_usage))))
                     return false;
             }
+            int idle_polls = 0;
             while (true) {
                 if (stopping && stopping->load()) {
                     st->s->cancel();
                     return false;
                 }
                 GenEvent ev = st->s->next(kPoll);
+                if (std::holds_alternative<std::monostate>(ev)) {
+                    // A silent stream (queued, or a long prompt) still writes now and then, so a
+                    // client that went away is noticed before its first token. SSE comment
+                    // lines are ignored by clients.
+                    if (++idle_polls < kKeepAlivePolls) continue;
+                    idle_polls = 0;
+                    if (!send(": keep-alive\n\n")) return false;
+                    continue;
+                }
+                idle_polls = 0;
                 if (auto* t = std::get_if<TokenEvent>(&ev)) {
                     const std::string out = token_events(*st, *t);
                     if (out.empty()) continue;
@@ -248,6 +261,11 @@ void handle_chat(const ServedModel& m, const ChatRequest& r, const CompletionEnv
     auto gen =
         build_request(m, r, m.tok->encode(prompt, add_bos, /*parse_special=*/true), "messages");
     if (!gen) return send_error(res, gen.error());
+    // The texts that end an assistant turn in this chat format stop a model that writes them
+    // instead of its end-of-generation token (as `moeinfer chat` does).
+    for (auto& st : chat_stop_strings(m.renderer.fallback()))
+        if (std::find(gen->stop.begin(), gen->stop.end(), st) == gen->stop.end())
+            gen->stop.push_back(std::move(st));
     auto stream = submit(m, std::move(*gen), "messages", env);
     if (!stream) return send_error(res, stream.error());
 

@@ -6,7 +6,9 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "server/completions.h"
@@ -21,6 +23,7 @@ struct Server::Impl {
     std::mutex mu;  // models_ until ready
     std::vector<std::shared_ptr<ServedModel>> models;
     std::atomic<bool> ready{false}, stopping{false};
+    std::atomic<bool> run_called{false}, run_returned{false};
     std::atomic<int64_t> n_requests{0}, n_errors{0}, n_queue_full{0};
 
     CompletionEnv env() {
@@ -211,11 +214,19 @@ Result<int> Server::bind() {
 }
 
 void Server::run() {
-    impl_->http.listen_after_bind();
+    impl_->run_called.store(true);
+    if (!impl_->stopping.load()) impl_->http.listen_after_bind();
+    impl_->run_returned.store(true);
 }
 
 void Server::stop() {
     impl_->stopping.store(true);
+    // httplib's stop() does nothing before its accept loop runs: wait for it (a stop right
+    // after start, e.g. a model that fails to load at once).
+    for (int i = 0; i < 2000 && impl_->run_called.load() && !impl_->run_returned.load() &&
+                    !impl_->http.is_running();
+         ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     impl_->http.stop();
 }
 

@@ -22,7 +22,7 @@ Result<std::unique_ptr<Tokenizer>> BpeTokenizer::create(Vocab vocab, const Model
         const std::string* m = merges->items[i].as_string();
         if (!m) return make_error("tokenizer.ggml.merges[{}] is not a string", i);
         const size_t sp = m->find(' ', 1);
-        if (sp == std::string::npos)
+        if (sp == std::string::npos || sp + 1 == m->size())
             return make_error("tokenizer.ggml.merges[{}] = '{}' is not 'left right'", i, *m);
         std::string key = m->substr(0, sp);
         key += kRankSep;

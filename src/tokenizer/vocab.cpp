@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
 
 namespace moe::tok {
 
@@ -48,6 +49,9 @@ Result<void> read_tokens(const ModelSource& src, Vocab& v) {
         for (size_t i = 0; i < scores->items.size(); ++i) {
             auto f = scores->items[i].as_float();
             if (!f) return make_error("tokenizer.ggml.scores[{}] is not a number", i);
+            // A NaN score makes every comparison false: the merge order becomes arbitrary.
+            if (!std::isfinite(*f) || std::fabs(*f) > 3.4e38)
+                return make_error("tokenizer.ggml.scores[{}] = {} is not a finite float", i, *f);
             v.tokens[i].score = static_cast<float>(*f);
         }
     }
@@ -61,8 +65,9 @@ Result<void> read_tokens(const ModelSource& src, Vocab& v) {
         for (size_t i = 0; i < types->items.size(); ++i) {
             auto t = types->items[i].as_int();
             if (!t) return make_error("tokenizer.ggml.token_type[{}] is not an integer", i);
-            v.tokens[i].type =
-                (*t >= 0 && *t <= 6) ? static_cast<TokenType>(*t) : TokenType::kUndefined;
+            if (*t < 0 || *t > 6)
+                return make_error("tokenizer.ggml.token_type[{}] = {} is not a token type (0-6)", i, *t);
+            v.tokens[i].type = static_cast<TokenType>(*t);
         }
     }
     return {};
@@ -84,11 +89,13 @@ Result<int32_t> read_id(const ModelSource& src, const Vocab& v, const char* key,
 // user-defined (always split out of text), so a prompt that merely quotes "</s>" or "<|EOT|>"
 // would get the real marker without --special. They are made control tokens, as the upstream
 // engine does for "control-looking" tokens.
+// clang-format off
 constexpr std::array<std::string_view, 19> kControlTexts = {
     "<s>",           "</s>",          "<|EOT|>",          "<|im_start|>",   "<|im_end|>",
     "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>",    "<|fim_repo|>",
     "<|file_sep|>",  "<｜fim▁begin｜>", "<｜fim▁hole｜>",  "<｜fim▁end｜>",   "<PRE>",
     "<SUF>",         "<MID>",         "<EOT>",            "<|end_of_text|>"};
+// clang-format on
 
 void mark_control_looking(Vocab& v) {
     auto promote = [&](int32_t id) {
@@ -154,6 +161,13 @@ Result<Vocab> load_vocab(const ModelSource& src) {
     MOE_TRY(v.eot, read_id(src, v, "tokenizer.ggml.eot_token_id", -1));
     MOE_TRY(v.eom, read_id(src, v, "tokenizer.ggml.eom_token_id", -1));
 
+    // Flags of the wrong type are errors, not silently the default.
+    for (const char* key : {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_space_prefix",
+                            "tokenizer.ggml.add_eos_token"})
+        if (const gguf::Value* f = src.find(key); f && !f->as_bool())
+            return make_error("{} must be a bool, got {}", key, f->to_string());
+    if (const gguf::Value* p = src.find("tokenizer.ggml.pre"); p && !p->as_string())
+        return make_error("tokenizer.ggml.pre must be a string, got {}", p->to_string());
     v.add_bos = src.get_bool("tokenizer.ggml.add_bos_token").value_or(spm || pre_adds_bos(v.pre));
     if (v.bos < 0) v.add_bos = false;
     v.add_space_prefix = src.get_bool("tokenizer.ggml.add_space_prefix").value_or(spm);

@@ -83,6 +83,8 @@ async function streamText(params, kind = 'chat') {
     first = false;
     if (c.finish_reason) finish = c.finish_reason;
   }
+  // Deltas end at UTF-8 boundaries: no piece of a character is replaced on the wire.
+  assert.ok(!text.includes('\uFFFD'), JSON.stringify(text));
   return { text, finish, usage };
 }
 

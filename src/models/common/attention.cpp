@@ -51,7 +51,8 @@ void per_head_matmul(const float* x, int64_t T, int nh, const TensorView& w, flo
     const int64_t N = w.shape[1], K = w.shape[2];
     std::vector<ops::PackedActs> xa(static_cast<size_t>(nh));
     for (int h = 0; h < nh; ++h)
-        ops::pack_acts(x + int64_t(h) * T * K, T, K, w.dtype, xa[size_t(h)], nullptr);
+        ops::pack_acts(x + int64_t(h) * T * K, T, K, w.dtype, xa[size_t(h)], pool,
+                       /*parallel=*/false);
     const int64_t rb = std::min<int64_t>(N, ops::matmul_row_block(N * nh, T, pool.size()));
     const int64_t per_head = (N + rb - 1) / rb;
     pool.parallel_for(nh * per_head, [&](int64_t task) {
@@ -103,15 +104,23 @@ void attention_forward(const AttentionConfig& c, const AttentionWeights& w, int 
             c.sliding_window > 0 ? std::max<int64_t>(0, pos - c.sliding_window + 1) : 0;
         const float* qh = q.data() + t * q_w + int64_t(h) * hd;
         std::vector<float> sc(size_t(pos - p0 + 1));
-        for (int64_t p = p0; p <= pos; ++p)
-            sc[size_t(p - p0)] = dot(qh, kv.k(il, s, p) + int64_t(hk) * hd, hd) * c.scale;
+        // The cache is walked page by page: rows of one page are contiguous.
+        for (int64_t p = p0, n; p <= pos; p += n) {
+            n = KvCache::run(p, pos + 1);
+            const float* kr = kv.k(il, s, p) + int64_t(hk) * hd;
+            for (int64_t j = 0; j < n; ++j)
+                sc[size_t(p - p0 + j)] = dot(qh, kr + j * kv_w, hd) * c.scale;
+        }
         softmax_with_sink(sc.data(), int64_t(sc.size()), w.sinks.empty() ? nullptr : w.sinks.p + h);
         float* o = att.data() + t * q_w + int64_t(h) * hd;
         std::fill(o, o + hd, 0.0f);
-        for (int64_t p = p0; p <= pos; ++p) {
-            const float pr = sc[size_t(p - p0)];
+        for (int64_t p = p0, n; p <= pos; p += n) {
+            n = KvCache::run(p, pos + 1);
             const float* vr = kv.v(il, s, p) + int64_t(hk) * hd;
-            for (int i = 0; i < hd; ++i) o[i] += pr * vr[i];
+            for (int64_t j = 0; j < n; ++j) {
+                const float pr = sc[size_t(p - p0 + j)];
+                for (int i = 0; i < hd; ++i) o[i] += pr * vr[j * kv_w + i];
+            }
         }
     });
     ops::matmul(att.data(), T, w.wo, out, pool);  // [T, n_embd]
@@ -164,16 +173,22 @@ void mla_forward(const MlaConfig& c, const MlaWeights& w, int il, const float* x
         const float* ql = q_lat.data() + (t * nh + h) * lora;
         const float* qr = q.data() + t * q_w + int64_t(h) * qk + nope;
         std::vector<float> sc(size_t(pos + 1));
-        for (int64_t p = 0; p <= pos; ++p) {
-            const float* row = kv.k(il, s, p);
-            sc[size_t(p)] = (dot(ql, row, lora) + dot(qr, row + lora, nrope)) * c.scale;
+        for (int64_t p = 0, n; p <= pos; p += n) {  // page by page, as above
+            n = KvCache::run(p, pos + 1);
+            const float* rows = kv.k(il, s, p);
+            for (int64_t j = 0; j < n; ++j) {
+                const float* row = rows + j * kva_w;
+                sc[size_t(p + j)] = (dot(ql, row, lora) + dot(qr, row + lora, nrope)) * c.scale;
+            }
         }
         softmax_with_sink(sc.data(), pos + 1, nullptr);
         float* o = o_lat.data() + (t * nh + h) * lora;
         std::fill(o, o + lora, 0.0f);
-        for (int64_t p = 0; p <= pos; ++p) {
-            const float* row = kv.k(il, s, p);
-            for (int i = 0; i < lora; ++i) o[i] += sc[size_t(p)] * row[i];
+        for (int64_t p = 0, n; p <= pos; p += n) {
+            n = KvCache::run(p, pos + 1);
+            const float* rows = kv.k(il, s, p);
+            for (int64_t j = 0; j < n; ++j)
+                for (int i = 0; i < lora; ++i) o[i] += sc[size_t(p + j)] * rows[j * kva_w + i];
         }
     });
 

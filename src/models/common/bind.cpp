@@ -163,6 +163,8 @@ void bind_mla(TensorBinder& tb, int il, const MlaConfig& c, int n_embd, MlaWeigh
     }
     w.wk_b = tb.req(k_name, k_b);
     w.wv_b = tb.req(v_name, v_b);
+    // Some converters keep attn_kv_b beside the split form; it holds the same numbers.
+    if (!tb.model().plan && tb.has(kv_name)) tb.opt(kv_name, kv_b);
 }
 
 void bind_rope_freqs(TensorBinder& tb, RopeConfig& rc) {

@@ -169,9 +169,9 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
     };
 
     ops::PackedActs xa, xa_up;
-    ops::pack_acts(x, T, n_embd, w.gate_exps.dtype, xa, &pool);
+    ops::pack_acts(x, T, n_embd, w.gate_exps.dtype, xa, pool);
     const bool up_shares = ops::acts_fit(xa, w.up_exps.dtype);
-    if (!up_shares) ops::pack_acts(x, T, n_embd, w.up_exps.dtype, xa_up, &pool);
+    if (!up_shares) ops::pack_acts(x, T, n_embd, w.up_exps.dtype, xa_up, pool);
     std::vector<float> g(size_t(n_rows * n_ff)), u(size_t(n_rows * n_ff)),
         h(size_t(n_rows * n_ff));  // [T*k, n_ff]
     int64_t rb_a = 1;
@@ -200,7 +200,7 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
     });
 
     ops::PackedActs ha;
-    ops::pack_acts(h.data(), n_rows, n_ff, w.down_exps.dtype, ha, &pool);
+    ops::pack_acts(h.data(), n_rows, n_ff, w.down_exps.dtype, ha, pool);
     std::vector<float> d(size_t(n_rows * n_embd));  // [T*k, n_embd]
     int64_t rb_b = 1;
     const auto tasks_b = make_tasks(n_embd, rb_b);
