@@ -15,24 +15,10 @@
 #include "formats/model_source.h"
 #include "gguf_rewrite.h"
 #include "hf_folder_writer.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
-
-struct CliRun {
-    int code;
-    std::string out;
-};
-
-CliRun run(const std::string& args) {
-    const std::string cmd = std::string(MOE_BINARY) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
-}
 
 gguf::Value u32(uint64_t v) {
     return gguf::Value{gguf::ValueType::U32, v};
@@ -71,8 +57,8 @@ std::string write_file_with_provenance() {
 
 TEST(Provenance, InspectShowsLicenceAndOrigin) {
     const std::string path = write_file_with_provenance();
-    const CliRun text = run("inspect " + path);
-    const CliRun json = run("inspect --json " + path);
+    const auto text = test::run_moeinfer("inspect " + path);
+    const auto json = test::run_moeinfer("inspect --json " + path);
     std::filesystem::remove(path);
     ASSERT_EQ(text.code, 0) << text.out;
     EXPECT_NE(text.out.find("licence        llama3.1  "
@@ -99,13 +85,13 @@ TEST(Provenance, InspectShowsLicenceAndOrigin) {
 }
 
 TEST(Provenance, InspectSaysWhenMissing) {
-    const CliRun text = run("inspect " + test::gguf_path("llama", "f32"));
+    const auto text = test::run_moeinfer("inspect " + test::gguf_path("llama", "f32"));
     ASSERT_EQ(text.code, 0) << text.out;
     EXPECT_NE(text.out.find("licence        not stated in the file"), std::string::npos)
         << text.out;
     EXPECT_NE(text.out.find("base model     not stated"), std::string::npos) << text.out;
     EXPECT_NE(text.out.find("quantized by   not stated"), std::string::npos) << text.out;
-    const CliRun json = run("inspect --json " + test::gguf_path("llama", "f32"));
+    const auto json = test::run_moeinfer("inspect --json " + test::gguf_path("llama", "f32"));
     const auto j = nlohmann::json::parse(json.out);
     EXPECT_EQ(j.at("provenance").at("license_stated"), false);
     EXPECT_TRUE(j.at("provenance").at("license").is_null());
@@ -148,7 +134,7 @@ TEST(Provenance, HfFolderReadsTheModelCard) {
                                                "  - moe\n"
                                                "---\n"
                                                "# A model card\nlicense: not this one\n";
-    const CliRun text = run("inspect " + dir.str());
+    const auto text = test::run_moeinfer("inspect " + dir.str());
     ASSERT_EQ(text.code, 0) << text.out;
     EXPECT_NE(text.out.find("licence        apache-2.0  -- read its terms"), std::string::npos)
         << text.out;
@@ -157,7 +143,7 @@ TEST(Provenance, HfFolderReadsTheModelCard) {
               std::string::npos)
         << text.out;
     // The fixture folder itself has no card.
-    const CliRun bare = run("inspect " + fix);
+    const auto bare = test::run_moeinfer("inspect " + fix);
     EXPECT_NE(bare.out.find("licence        not stated in the file"), std::string::npos)
         << bare.out;
 }

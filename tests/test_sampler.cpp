@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "runtime/sampler.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
@@ -86,30 +87,16 @@ TEST(Sampler, LogprobsAreLogSoftmaxOfRawLogits) {
     EXPECT_NEAR(rb.chosen, -1.0 - std::log1p(std::exp(-1.0)), 1e-5);
 }
 
-struct CliResult {
-    int code;
-    std::string out;
-};
-
-CliResult run_cli(const std::string& args) {
-    const std::string cmd = std::string(MOE_BINARY) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
-}
-
 TEST(Sampler, RunAndChatRejectBadValuesInOneLine) {
     const std::string model = std::string(MOE_SOURCE_DIR) + "/models/demo-moe.gguf";
     for (const std::string cmd : {"run -n 1 -p hi", "chat"})
         for (const std::string opt : {"--temp nan", "--top-p -1", "--min-p 2", "--repeat-penalty 0",
                                       "--presence-penalty 3", "--frequency-penalty inf"}) {
-            const CliResult r = run_cli(cmd + " -m " + model + " " + opt + " </dev/null");
-            EXPECT_EQ(r.code, 1) << cmd << " " << opt << ": " << r.out;
-            EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << cmd << " " << opt << ": " << r.out;
-            EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << cmd << " " << opt << ": " << r.out;
+            const auto r = test::run_moeinfer(cmd + " -m " + model + " " + opt);  // stdin: /dev/null
+            const std::string out = r.all();
+            EXPECT_EQ(r.code, 1) << cmd << " " << opt << ": " << out;
+            EXPECT_EQ(out.rfind("error: ", 0), 0u) << cmd << " " << opt << ": " << out;
+            EXPECT_EQ(out.find('\n'), out.size() - 1) << cmd << " " << opt << ": " << out;
         }
 }
 

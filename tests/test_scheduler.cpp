@@ -17,6 +17,7 @@
 #include "models/model.h"
 #include "runtime/scheduler.h"
 #include "runtime/session.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
@@ -246,24 +247,16 @@ TEST_P(SchedulerFamily, ConcurrentGreedyMatchesAloneAndReference) {
     }
 }
 
-// Standard output of a command (stderr dropped).
-std::string stdout_of(const std::string& cmd) {
-    FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
-    std::string out;
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    pclose(p);
-    return out;
-}
-
 TEST_P(SchedulerFamily, TextEqualsMoeinferRunGreedy) {
     // `moeinfer run` prints the prompt, the generated text and a newline.
     const std::string path = test::gguf_path(GetParam(), "f32");
     const Loaded& l = load(path);
     ASSERT_TRUE(l.model && l.tok);
     const std::string prompt = test::load_ref(GetParam())["text_prompt"].get<std::string>();
-    const std::string out = stdout_of(std::string(MOE_BINARY) + " run -m " + path + " -p '" +
-                                      prompt + "' -n 16 --temp 0 -t 2");
+    const auto run = test::run_process(
+        {MOE_BINARY, "run", "-m", path, "-p", prompt, "-n", "16", "--temp", "0", "-t", "2"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    const std::string& out = run.out;
     ASSERT_GT(out.size(), prompt.size()) << out;
     ASSERT_EQ(out.compare(0, prompt.size(), prompt), 0) << out;
     const std::string want = out.substr(prompt.size(), out.size() - prompt.size() - 1);

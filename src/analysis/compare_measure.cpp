@@ -205,7 +205,7 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
 
     auto text = read_input_file(o.text_path);
     if (!text) {
-        r.error = text.message();
+        r.error = fmt::format("cannot open the evaluation text: {}", text.message());
         return r;
     }
     const std::vector<int32_t> text_ids =
