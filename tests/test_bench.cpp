@@ -1,13 +1,17 @@
 // bench: footprint accounting, the bandwidth probe, and the llama-bench-style runs and output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "fixtures.h"
 #include "models/model.h"
 #include "runtime/bench.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
@@ -17,7 +21,8 @@ TEST(Bench, FootprintCountsTopKOfRoutedExperts) {
     ASSERT_TRUE(m.ok()) << m.message();
     const ModelFootprint f = model_footprint(**m);
     // Fixture: vocab 512, hidden 128, 2 layers, 8 experts top-2 of FFN 64, kv 64 wide.
-    const double emb = 512.0 * 128, attn = 2.0 * 128 * 128 + 2.0 * 64 * 128, exps = 3.0 * 8 * 64 * 128;
+    const double emb = 512.0 * 128, attn = 2.0 * 128 * 128 + 2.0 * 64 * 128,
+                 exps = 3.0 * 8 * 64 * 128;
     const double norms = 2 * 2 * 128 + 128, router = 8 * 128;
     const double total = 2 * emb + 2 * (attn + exps + router) + norms;
     EXPECT_EQ(f.n_params, uint64_t(total));
@@ -26,14 +31,18 @@ TEST(Bench, FootprintCountsTopKOfRoutedExperts) {
     EXPECT_EQ(f.tensor_bytes, uint64_t(4 * total));
 }
 
-TEST(Bench, BandwidthProbeIsPositive) {
+TEST(Bench, BandwidthProbeIsInBytesPerSecond) {
     ThreadPool pool(2);
     const double bw = measure_read_bandwidth(pool, 16 << 20, 2);
-    EXPECT_GT(bw, 1e8);  // > 0.1 GB/s on anything
+    // Between 0.1 GB/s and 10 TB/s on any host: wrong units (bits, GB, per-thread sums) leave it.
+    EXPECT_GT(bw, 1e8);
+    EXPECT_LT(bw, 1e13);
+    EXPECT_EQ(measure_read_bandwidth(pool, 65535, 1), 0.0);  // rounds down to no 64 KiB block
 }
 
+// The figures of one run agree with each other and with the model's known sizes.
 TEST(Bench, RunsPromptAndGenerationTests) {
-    auto m = load_model(test::gguf_path("olmoe", "q8_0"));
+    auto m = load_model(test::gguf_path("mixtral", "f32"));
     ASSERT_TRUE(m.ok()) << m.message();
     BenchParams p;
     p.n_prompt = {8, 4};
@@ -41,54 +50,74 @@ TEST(Bench, RunsPromptAndGenerationTests) {
     p.threads = {1, 2};
     p.reps = 2;
     p.bandwidth_bytes = 8 << 20;
-    auto r = run_bench(**m, p);
+    // Wall time between results: each test's samples must fit in it.
+    std::vector<double> gaps;
+    auto last = std::chrono::steady_clock::now();
+    auto r = run_bench(**m, p, [&](const BenchResult&) {
+        const auto now = std::chrono::steady_clock::now();
+        gaps.push_back(std::chrono::duration<double>(now - last).count());
+        last = now;
+    });
     ASSERT_TRUE(r.ok()) << r.message();
     ASSERT_EQ(r->size(), 6u);
-    EXPECT_EQ((*r)[0].test, "pp8");
-    EXPECT_EQ((*r)[1].test, "pp4");
-    EXPECT_EQ((*r)[2].test, "tg3");
-    EXPECT_EQ((*r)[0].threads, 1);
-    EXPECT_EQ((*r)[3].threads, 2);
-    for (const auto& x : *r) {
-        EXPECT_EQ(x.samples_ts.size(), 2u);
-        EXPECT_GT(x.mean_ts, 0);
-        EXPECT_GT(x.read_bandwidth, 0);
+    ASSERT_EQ(gaps.size(), 6u);
+    const char* names[] = {"pp8", "pp4", "tg3", "pp8", "pp4", "tg3"};
+    const int prompt[] = {8, 4, 0, 8, 4, 0}, gen[] = {0, 0, 3, 0, 0, 3};
+    // Mixtral fixture (see FootprintCountsTopKOfRoutedExperts): f32 weights, one embedding row
+    // and 2 of 8 experts read per token.
+    const double emb = 512.0 * 128, attn = 2.0 * 128 * 128 + 2.0 * 64 * 128,
+                 exps = 3.0 * 8 * 64 * 128;
+    const double total = 2 * emb + 2 * (attn + exps + 8 * 128) + 2 * 2 * 128 + 128;
+    const double active_bytes = 4 * (total - 2 * exps * 6 / 8 - emb + 128);
+    for (size_t i = 0; i < r->size(); ++i) {
+        const BenchResult& x = (*r)[i];
+        SCOPED_TRACE(x.test);
+        EXPECT_EQ(x.test, names[i]);
+        EXPECT_EQ(x.threads, i < 3 ? 1 : 2);
+        EXPECT_EQ(x.n_prompt, prompt[i]);
+        EXPECT_EQ(x.n_gen, gen[i]);
+        EXPECT_EQ(x.reps, 2);
+        ASSERT_EQ(x.samples_ts.size(), 2u);
+        // Mean and sample standard deviation of the samples.
+        const double a = x.samples_ts[0], b = x.samples_ts[1];
+        EXPECT_NEAR(x.mean_ts, (a + b) / 2, 1e-9 * x.mean_ts);
+        EXPECT_NEAR(x.sd_ts, std::abs(a - b) / std::sqrt(2.0), 1e-9 * x.mean_ts + 1e-12);
+        // Tokens over seconds: the seconds the samples stand for were spent inside this test.
+        const int tokens = prompt[i] + gen[i];
+        EXPECT_LE(tokens / a + tokens / b, gaps[i]);
+        EXPECT_GT(x.read_bandwidth, 1e8);
+        EXPECT_EQ(x.read_bandwidth,
+                  (*r)[i < 3 ? 0 : 3].read_bandwidth);  // one probe per thread count
+        // The bound: bandwidth over the weight bytes one token reads (generation only).
+        if (gen[i] > 0)
+            EXPECT_NEAR(x.bound_ts, x.read_bandwidth / active_bytes, 1e-9 * x.bound_ts);
+        else
+            EXPECT_EQ(x.bound_ts, 0);
     }
-    EXPECT_GT((*r)[2].bound_ts, 0);
-    EXPECT_EQ((*r)[0].bound_ts, 0);
     const ModelFootprint f = model_footprint(**m);
     const std::string md = bench_markdown(f, *r);
-    EXPECT_NE(md.find("| model | size | params | active params | threads | test | t/s |"), std::string::npos);
+    EXPECT_NE(md.find("| model | size | params | active params | threads | test | t/s |"),
+              std::string::npos);
     EXPECT_NE(md.find("| tg3 |"), std::string::npos);
     const auto js = nlohmann::json::parse(bench_json(f, *r));
     ASSERT_TRUE(js.is_array());
     ASSERT_EQ(js.size(), 6u);
     EXPECT_EQ(js[2]["test"], "tg3");
     EXPECT_EQ(js[2]["threads"], 1);
-    EXPECT_GT(js[2]["tokens_per_second"].get<double>(), 0);
+    EXPECT_EQ(js[2]["n_gen"], 3);
+    EXPECT_EQ(js[1]["n_prompt"], 4);
+    EXPECT_DOUBLE_EQ(js[2]["tokens_per_second"].get<double>(), (*r)[2].mean_ts);
+    EXPECT_NEAR(js[2]["percent_of_bound"].get<double>(), 100 * (*r)[2].mean_ts / (*r)[2].bound_ts,
+                1e-9 * js[2]["percent_of_bound"].get<double>());
+    EXPECT_DOUBLE_EQ(js[2]["active_bytes_per_token"].get<double>(), active_bytes);
     EXPECT_TRUE(js[0]["percent_of_bound"].is_null());
 }
 
-struct Run {
-    int code;
-    std::string out;
-};
-
-Run run(const std::string& args) {
-    const std::string cmd = std::string(MOE_BINARY) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
-}
-
 TEST(BenchCli, JsonHasTheFieldsExternalChecksRead) {
-    const auto r = run("bench -m " + test::gguf_path("qwen3moe", "q8_0") +
-                       " -p 8 -n 2 -t 1 -r 1 --bw-mib 8 --json 2>/dev/null");
-    ASSERT_EQ(r.code, 0) << r.out;
-    const auto js = nlohmann::json::parse(r.out);
+    const auto r = test::run_moeinfer("bench -m " + test::gguf_path("qwen3moe", "q8_0") +
+                                      " -p 8 -n 2 -t 1 -r 1 --bw-mib 8 --json");
+    ASSERT_EQ(r.code, 0) << r.all();
+    const auto js = nlohmann::json::parse(r.out);  // stdout only
     ASSERT_EQ(js.size(), 2u);
     EXPECT_EQ(js[0]["test"], "pp8");
     EXPECT_EQ(js[1]["test"], "tg2");
@@ -104,10 +133,10 @@ TEST(BenchCli, ErrorsAreOneLineAndExitOne) {
           std::string("synth --like olmoe-1b-7b --type q9_9 -o /tmp/x.gguf"),
           std::string("synth --like olmoe-1b-7b --type q4_0 -o /nonexistent-dir/x.gguf -q"),
           std::string("synth --like olmoe-1b-7b --layers 99 -o /tmp/x.gguf")}) {
-        const auto r = run(args);
-        EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
-        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
-        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n" << r.out;
+        const auto r = test::run_moeinfer(args);
+        EXPECT_EQ(r.code, 1) << args << "\n" << r.all();
+        EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << args << "\n" << r.all();
+        EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << args << "\n" << r.all();
     }
 }
 

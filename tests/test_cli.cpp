@@ -1,29 +1,16 @@
 // The command-line contract that external checks rely on, and its error behaviour.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
 
 #include "fixtures.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
-
-struct Run {
-    int code;
-    std::string out;  // stdout + stderr
-};
-
-Run run(const std::string& args) {
-    const std::string cmd = std::string(MOE_BINARY) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
-}
 
 std::string tmp(const std::string& n) {
     return test::temp_path("cli_" + n);
@@ -38,9 +25,9 @@ std::string token_list(const nlohmann::json& ids) {
 TEST(Cli, LogitsWritesAllPositionsMatchingReference) {
     const auto ref = test::load_ref("mixtral");
     const std::string out = tmp("logits.f32"), router = tmp("router.f32");
-    const auto r = run("logits -m " + test::gguf_path("mixtral", "f32") + " --tokens " +
+    const auto r = test::run_moeinfer("logits -m " + test::gguf_path("mixtral", "f32") + " --tokens " +
                        token_list(ref["tokens"]) + " -o " + out + " --router-out " + router);
-    ASSERT_EQ(r.code, 0) << r.out;
+    ASSERT_EQ(r.code, 0) << r.all();
     const auto got = test::read_f32(out);
     const auto want = test::read_f32(test::model_dir("mixtral") + "/ref_logits.f32");
     ASSERT_EQ(got.size(), 24u * 512u);
@@ -61,30 +48,30 @@ TEST(Cli, ErrorsAreOneLineAndNonZero) {
           "logits -m " + test::fixtures_dir() + "/tokenizers/ggml-vocab-gpt-2.gguf --tokens 1 -o " +
               tmp("x"),
           std::string("run -m /nonexistent.gguf -n 4")}) {
-        const auto r = run(args);
+        const auto r = test::run_moeinfer(args);
         EXPECT_NE(r.code, 0) << args;
-        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
-        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+        EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << args << "\n" << r.all();
+        EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << r.all();
     }
 }
 
 TEST(Cli, MmapFlags) {
     const std::string model = test::gguf_path("mixtral", "q8_0");
     for (const char* flag : {"--mmap", "--no-mmap"}) {
-        const auto r = run("run -m " + model + " -p \"In the\" -n 4 --seed 3 " + flag);
-        EXPECT_EQ(r.code, 0) << flag << "\n" << r.out;
+        const auto r = test::run_moeinfer("run -m " + model + " -p \"In the\" -n 4 --seed 3 " + flag);
+        EXPECT_EQ(r.code, 0) << flag << "\n" << r.all();
     }
-    const auto both = run("run -m " + model + " -n 4 --mmap --no-mmap");
-    EXPECT_NE(both.code, 0) << both.out;
+    const auto both = test::run_moeinfer("run -m " + model + " -n 4 --mmap --no-mmap");
+    EXPECT_NE(both.code, 0) << both.all();
 }
 
 TEST(Cli, RunGeneratesAndReportsSpeeds) {
     const auto r =
-        run("run -m " + test::gguf_path("mixtral", "q8_0") + " -p \"In the\" -n 8 --seed 3");
-    ASSERT_EQ(r.code, 0) << r.out;
-    EXPECT_NE(r.out.find("load time:"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("prompt:"), std::string::npos);
-    EXPECT_NE(r.out.find("generation: 8 tokens"), std::string::npos) << r.out;
+        test::run_moeinfer("run -m " + test::gguf_path("mixtral", "q8_0") + " -p \"In the\" -n 8 --seed 3");
+    ASSERT_EQ(r.code, 0) << r.all();
+    EXPECT_NE(r.all().find("load time:"), std::string::npos) << r.all();
+    EXPECT_NE(r.all().find("prompt:"), std::string::npos);
+    EXPECT_NE(r.all().find("generation: 8 tokens"), std::string::npos) << r.all();
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // logits, window arithmetic, KL / routing variance against a reference, and the CLI contract.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 
 #include "analysis/perplexity.h"
 #include "fixtures.h"
+#include "subprocess.h"
 #include "models/model.h"
 
 namespace moe {
@@ -164,22 +166,6 @@ TEST(Perplexity, AgainstReferenceModel) {
     EXPECT_FALSE(evaluate_perplexity(**f32, wide->get(), toks, o).ok());
 }
 
-struct Run {
-    int code;
-    std::string out;
-};
-
-Run run(const std::string& args, bool merge_stderr = true) {
-    const std::string cmd =
-        std::string(MOE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
-}
-
 std::string write_tmp(const std::string& name, const std::string& text) {
     const std::string p = test::temp_path("eval_" + name);
     std::ofstream(p, std::ios::binary) << text;
@@ -192,10 +178,9 @@ TEST(EvalCli, JsonAndText) {
         text += "In the beginning was the word, and the word was with the model. ";
     const std::string f = write_tmp("text.txt", text);
     const std::string model = test::gguf_path("mixtral", "f32");
-    auto r = run("eval -m " + model + " -f " + f + " -c 32 -t 2 --json --ref " +
-                     test::gguf_path("mixtral", "f16"),
-                 false);
-    ASSERT_EQ(r.code, 0) << r.out;
+    auto r = test::run_moeinfer("eval -m " + model + " -f " + f + " -c 32 -t 2 --json --ref " +
+                                test::gguf_path("mixtral", "f16"));
+    ASSERT_EQ(r.code, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["ppl"].get<double>(), 1.0);
     EXPECT_GT(j["n_windows"].get<int>(), 1);
@@ -204,10 +189,10 @@ TEST(EvalCli, JsonAndText) {
     EXPECT_TRUE(j["routing_vs_ref"]["available"].get<bool>());
     EXPECT_TRUE(j["routing_batch1_vs_batch"]["available"].get<bool>());
 
-    r = run("eval -m " + model + " -f " + f + " -c 32 --stride 8 -t 2");
-    ASSERT_EQ(r.code, 0) << r.out;
-    EXPECT_NE(r.out.find("PPL = "), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("window"), std::string::npos) << r.out;  // progress on stderr
+    r = test::run_moeinfer("eval -m " + model + " -f " + f + " -c 32 --stride 8 -t 2");
+    ASSERT_EQ(r.code, 0) << r.all();
+    EXPECT_NE(r.all().find("PPL = "), std::string::npos) << r.all();
+    EXPECT_NE(r.all().find("window"), std::string::npos) << r.all();  // progress on stderr
 }
 
 TEST(EvalCli, ErrorsAreOneLineAndNonZero) {
@@ -224,10 +209,10 @@ TEST(EvalCli, ErrorsAreOneLineAndNonZero) {
           "eval -m " + model + " -f " + ok_text + " -c 16 --stride 16",
           "eval -m " + model + " -f " + ok_text + " -c 16 --ref " +
               test::gguf_path("mixtral-wide", "q8_0")}) {
-        const auto r = run(args);
-        EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
-        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
-        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n" << r.out;
+        const auto r = test::run_moeinfer(args);
+        EXPECT_EQ(r.code, 1) << args << "\n" << r.all();
+        EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << args << "\n" << r.all();
+        EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << args << "\n" << r.all();
     }
 }
 

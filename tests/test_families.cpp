@@ -5,6 +5,7 @@
 #include <set>
 
 #include "fixtures.h"
+#include "routing_flips.h"
 #include "formats/override_source.h"
 #include "models/common/moe_block.h"
 #include "models/model.h"
@@ -13,43 +14,11 @@
 namespace moe {
 namespace {
 
-struct Eval {
-    std::vector<float> logits;  // [T, n_vocab]
-    RouterTrace trace;
-};
-
-Eval evaluate(const Model& m, const std::vector<int32_t>& toks) {
-    SessionOptions so;
-    so.n_threads = 2;
-    so.n_ctx = 64;
-    Session s(m, so);
-    Eval e;
-    auto r = s.eval_tokens(toks, true, 0, &e.trace);
-    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.message());
-    if (r.ok()) e.logits = std::move(*r);
-    return e;
-}
+using test::Eval;
+using test::evaluate;
 
 std::vector<int32_t> ref_tokens(const std::string& name) {
     return test::load_ref(name)["tokens"].get<std::vector<int32_t>>();
-}
-
-// A routing flip between the quantized and the f32 model is explained by this file's own
-// precision when the f32 model's selection margin (k-th minus (k+1)-th selection value) is less
-// than twice the largest change the quantized file makes to any selection value of that token
-// and layer: the two competitors can move in opposite directions by that much.
-bool flip_explained(const Model& f, int moe_layer, const float* logits_f, const float* logits_q) {
-    int il = -1;
-    for (int l = 0, seen = -1; l < f.config.n_layer; ++l)
-        if (f.config.is_moe[size_t(l)] && ++seen == moe_layer) il = l;
-    const auto& c = f.config.moe;
-    const auto& bias = f.layers[size_t(il)].moe.selection_bias;
-    const float margin = selection_margin(c, logits_f, bias);
-    const auto sf = selection_values(c, logits_f, bias), sq = selection_values(c, logits_q, bias);
-    float moved = 0;
-    for (size_t e = 0; e < sf.size(); ++e)
-        if (std::isfinite(sf[e]) && std::isfinite(sq[e])) moved = std::max(moved, std::abs(sf[e] - sq[e]));
-    return margin < 2 * moved;
 }
 
 struct FileCase {
@@ -77,32 +46,11 @@ TEST_P(QuantizedFile, WithinUpstreamErrorAwayFromRoutingTies) {
     ASSERT_EQ(eq.logits.size(), want.size());
 
     const int T = int(toks.size()), V = (*q)->config.n_vocab;
-    const int k = eq.trace.n_expert_used, E = eq.trace.n_expert;
-    const int n_moe = (*q)->config.n_moe_layers();
-    std::vector<uint8_t> flipped(size_t(T), 0);
-    std::vector<uint8_t> explained(size_t(T), 1);
-    for (int t = 0; t < T; ++t)
-        for (int l = 0; l < n_moe && !flipped[size_t(t)]; ++l) {
-            const size_t o = (size_t(l) * T + size_t(t)) * size_t(k);
-            std::set<int32_t> a(eq.trace.selected.begin() + long(o), eq.trace.selected.begin() + long(o + k));
-            std::set<int32_t> b(ef.trace.selected.begin() + long(o), ef.trace.selected.begin() + long(o + k));
-            if (a == b) continue;
-            flipped[size_t(t)] = 1;
-            const size_t lo = (size_t(l) * T + size_t(t)) * size_t(E);
-            explained[size_t(t)] =
-                flip_explained(**f, l, ef.trace.logits.data() + lo, eq.trace.logits.data() + lo);
-        }
-    std::vector<float> got_kept, want_kept;  // tokens before the first flip
-    int n_flipped = 0, first_flip = T;
-    for (int t = 0; t < T; ++t) {
-        n_flipped += flipped[size_t(t)];
-        if (n_flipped > 0) {
-            first_flip = std::min(first_flip, t);
-            continue;
-        }
-        got_kept.insert(got_kept.end(), eq.logits.begin() + long(t) * V, eq.logits.begin() + long(t + 1) * V);
-        want_kept.insert(want_kept.end(), want.begin() + long(t) * V, want.begin() + long(t + 1) * V);
-    }
+    const test::Routing ref_routing{ef.trace.logits, ef.trace.selected};
+    const test::RoutingFlips fl = test::find_flips(**f, eq.trace, ref_routing, T);
+    const int n_flipped = fl.n_flipped, first_flip = fl.first_flip;
+    const std::vector<float> got_kept = test::first_rows(eq.logits, first_flip, V),
+                             want_kept = test::first_rows(want, first_flip, V);
     const double upstream = test::upstream_rms_rel(name, type);
     ASSERT_GT(upstream, 0);
     const double all = test::rms_rel(eq.logits, want), kept = test::rms_rel(got_kept, want_kept);
@@ -115,8 +63,8 @@ TEST_P(QuantizedFile, WithinUpstreamErrorAwayFromRoutingTies) {
     EXPECT_GT(n_flipped, 0) << "error above the bound without any routing flip";
     if (first_flip >= 4) EXPECT_LE(kept, bound) << "error above the bound before the first flip";
     for (int t = 0; t < T; ++t)
-        if (flipped[size_t(t)])
-            EXPECT_TRUE(explained[size_t(t)])
+        if (fl.flipped[size_t(t)])
+            EXPECT_TRUE(fl.explained[size_t(t)])
                 << name << "-" << type << ": token " << t
                 << " flipped an expert choice by more than the file's own router error explains";
 }

@@ -2,6 +2,7 @@
 // counts, files against the sum of their tensors and the Hugging Face count, and the CLI contract.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,7 @@
 
 #include "analysis/params.h"
 #include "fixtures.h"
+#include "subprocess.h"
 #include "formats/metadata_source.h"
 #include "models/model.h"
 #include "models/presets.h"
@@ -16,22 +18,6 @@
 
 namespace moe {
 namespace {
-
-struct Run {
-    int code;
-    std::string out;  // stdout (+ stderr when merged)
-};
-
-Run run(const std::string& args, bool merge_stderr = true) {
-    const std::string cmd =
-        std::string(MOE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
-}
 
 TEST(Params, ClassifiesTensorNames) {
     EXPECT_EQ(classify_tensor("token_embd.weight"), ParamRole::Embedding);
@@ -169,21 +155,10 @@ TEST(Params, QuantizedFileBitsPerWeight) {
         if (t.dtype == DType::Q4_K) EXPECT_NEAR(t.bits_per_weight(), 4.5, 1e-9);
 }
 
-TEST(Params, MeminfoParses) {
-    const std::string p =
-        test::temp_path("meminfo");
-    std::ofstream(p) << "MemTotal:       16000 kB\nMemFree: 100 kB\nMemAvailable:    8000 kB\n";
-    auto mi = read_meminfo(p);
-    ASSERT_TRUE(mi.has_value());
-    EXPECT_EQ(mi->total, 16000u * 1024u);
-    EXPECT_EQ(mi->available, 8000u * 1024u);
-    EXPECT_FALSE(read_meminfo("/nonexistent/meminfo").has_value());
-}
-
 TEST(InspectCli, JsonOfFileAndPreset) {
-    auto r = run("inspect " + test::gguf_path("qwen2moe", "f32") + " --json -c 128 --vram 1",
-                 false);
-    ASSERT_EQ(r.code, 0) << r.out;
+    auto r = test::run_moeinfer("inspect " + test::gguf_path("qwen2moe", "f32") +
+                                " --json -c 128 --vram 1");
+    ASSERT_EQ(r.code, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["total_params"].get<int64_t>(), test::load_ref("qwen2moe")["n_params"].get<int64_t>());
     EXPECT_LT(j["active_params"].get<int64_t>(), j["total_params"].get<int64_t>());
@@ -192,19 +167,19 @@ TEST(InspectCli, JsonOfFileAndPreset) {
     EXPECT_TRUE(j["memory"]["vram"]["fits"].get<bool>());
 
     const Preset& p = presets().front();
-    r = run("inspect --like " + p.name + " --json", false);
-    ASSERT_EQ(r.code, 0) << r.out;
+    r = test::run_moeinfer("inspect --like " + p.name + " --json");
+    ASSERT_EQ(r.code, 0) << r.err;
     j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["total_params"].get<int64_t>(), 0);
     EXPECT_GT(j["active_params"].get<int64_t>(), 0);
     EXPECT_TRUE(j["total_params"].is_number_integer());
     EXPECT_TRUE(j["active_params"].is_number_integer());
 
-    r = run("inspect --like " + p.name + " --type q8_0 -c 1024 --vram 0.001");
-    ASSERT_EQ(r.code, 0) << r.out;
-    EXPECT_NE(r.out.find("q8_0"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("does NOT fit"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("active per token"), std::string::npos) << r.out;
+    r = test::run_moeinfer("inspect --like " + p.name + " --type q8_0 -c 1024 --vram 0.001");
+    ASSERT_EQ(r.code, 0) << r.all();
+    EXPECT_NE(r.all().find("q8_0"), std::string::npos) << r.all();
+    EXPECT_NE(r.all().find("does NOT fit"), std::string::npos) << r.all();
+    EXPECT_NE(r.all().find("active per token"), std::string::npos) << r.all();
 }
 
 TEST(InspectCli, ErrorsAreOneLineAndNonZero) {
@@ -214,10 +189,10 @@ TEST(InspectCli, ErrorsAreOneLineAndNonZero) {
           "inspect --like " + presets().front().name + " --type q9_z",
           "inspect " + test::gguf_path("llama", "f32") + " --type bf16",
           "inspect " + test::fixtures_dir() + "/README.md"}) {
-        const auto r = run(args);
-        EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
-        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
-        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n" << r.out;
+        const auto r = test::run_moeinfer(args);
+        EXPECT_EQ(r.code, 1) << args << "\n" << r.all();
+        EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << args << "\n" << r.all();
+        EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << args << "\n" << r.all();
     }
 }
 

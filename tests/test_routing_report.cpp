@@ -1,6 +1,7 @@
 // routing-report and compare from the command line: files written, self-contained HTML, errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -10,24 +11,10 @@
 #include "analysis/routing_report.h"
 #include "analysis/routing_stats.h"
 #include "fixtures.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
-
-struct CmdResult {
-    int code;
-    std::string out;
-};
-
-CmdResult run_cmd(const std::string& args) {
-    const std::string cmd = std::string(MOE_BINARY) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
-}
 
 std::string tmp_path(const std::string& n) {
     return test::temp_path("route_" + n);
@@ -52,9 +39,9 @@ void expect_self_contained(const std::string& html) {
 
 TEST(RoutingReport, RunWritesStatsAndReportRendersThem) {
     const std::string stats = tmp_path("stats.json"), html = tmp_path("report.html");
-    auto r = run_cmd("run -m " + test::gguf_path("mixtral", "q8_0") +
+    auto r = test::run_moeinfer("run -m " + test::gguf_path("mixtral", "q8_0") +
                      " -p hello -n 6 --temp 0 -t 2 " + "--routing-stats " + stats);
-    ASSERT_EQ(r.code, 0) << r.out;
+    ASSERT_EQ(r.code, 0) << r.all();
     auto j = read_routing_stats(stats);
     ASSERT_TRUE(j) << j.message();
     EXPECT_EQ((*j)["layers"].size(), 2u);
@@ -70,8 +57,8 @@ TEST(RoutingReport, RunWritesStatsAndReportRendersThem) {
     }
     EXPECT_GT((*j)["weights"]["bytes_per_token_decode"].get<double>(), 0);
 
-    r = run_cmd("routing-report " + stats + " -o " + html);
-    ASSERT_EQ(r.code, 0) << r.out;
+    r = test::run_moeinfer("routing-report " + stats + " -o " + html);
+    ASSERT_EQ(r.code, 0) << r.all();
     const std::string page = slurp(html);
     expect_self_contained(page);
     for (const char* s :
@@ -104,16 +91,16 @@ TEST(RoutingReport, BadInputIsOneErrorLine) {
           "routing-report " + bad + " -o " + tmp_path("x.html"),
           "routing-report " + typed + " -o " + tmp_path("x.html"),
           "routing-report " + short_counts + " -o " + tmp_path("x.html")}) {
-        const auto r = run_cmd(args);
+        const auto r = test::run_moeinfer(args);
         EXPECT_EQ(r.code, 1) << args;
-        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
-        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+        EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << r.all();
+        EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << r.all();
     }
     // An unwritable statistics path fails with one error line too.
-    const auto r = run_cmd("run -m " + test::gguf_path("mixtral", "q8_0") +
+    const auto r = test::run_moeinfer("run -m " + test::gguf_path("mixtral", "q8_0") +
                            " -p hi -n 2 --routing-stats /nonexistent-dir/s.json");
     EXPECT_EQ(r.code, 1);
-    EXPECT_NE(r.out.find("error: cannot write"), std::string::npos) << r.out;
+    EXPECT_NE(r.all().find("error: cannot write"), std::string::npos) << r.all();
 }
 
 TEST(RoutingReport, HeatmapScalesToManyExperts) {
@@ -139,10 +126,10 @@ TEST(CompareCli, FixturePairWritesBothReports) {
         std::ofstream f(prompts);
         f << "Hello world\n\nOnce upon a time\n";
     }
-    const auto r = run_cmd("compare " + test::gguf_path("llama", "q8_0") + " " +
+    const auto r = test::run_moeinfer("compare " + test::gguf_path("llama", "q8_0") + " " +
                            test::gguf_path("mixtral", "q8_0") + " --prompts " + prompts +
                            " -n 8 -t 2 --bench-tokens 32 --ppl-ctx 64 -o " + base);
-    ASSERT_EQ(r.code, 0) << r.out;
+    ASSERT_EQ(r.code, 0) << r.all();
     const std::string md = slurp(base + ".md"), html = slurp(base + ".html");
     for (const char* s :
          {"| total parameters |", "| active parameters / token |", "| disk size |", "| load time |",
@@ -166,10 +153,10 @@ TEST(CompareCli, ErrorsAreOneLine) {
               " --prompts /nonexistent.txt",
           "compare " + test::gguf_path("llama", "q8_0") + " " + test::gguf_path("llama", "q8_0") +
               " -o /nonexistent-dir/r"}) {
-        const auto r = run_cmd(args);
-        EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
-        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
-        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+        const auto r = test::run_moeinfer(args);
+        EXPECT_EQ(r.code, 1) << args << "\n" << r.all();
+        EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << r.all();
+        EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << r.all();
     }
 }
 

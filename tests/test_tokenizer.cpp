@@ -23,6 +23,7 @@
 
 #include "formats/model_source.h"
 #include "tokenizer/tokenizer.h"
+#include "subprocess.h"
 
 namespace {
 
@@ -142,7 +143,7 @@ TEST_P(VocabFixture, RoundTrips) {
 
 INSTANTIATE_TEST_SUITE_P(Tokenizer, VocabFixture,
                          ::testing::Values("llama-spm", "phi-3", "qwen2", "deepseek-llm",
-                                           "deepseek-coder", "gpt-2"),
+                                           "deepseek-coder", "gpt-2", "llama-bpe", "gpt-4o"),
                          [](const auto& info) {
                              std::string n = info.param;
                              for (char& ch : n)
@@ -380,17 +381,6 @@ TEST(Tokenizer, BadMetadataIsAnError) {
     }
 }
 
-// Runs a shell command; returns its exit status and stdout (+ stderr when asked).
-int run(const std::string& cmd, std::string& output) {
-    output.clear();
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return -1;
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) output.append(buf, n);
-    const int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 std::string write_temp(const std::string& content) {
     char name[] = "/tmp/moe_tok_XXXXXX";
     const int fd = mkstemp(name);
@@ -410,41 +400,43 @@ TEST(TokenizerCli, PrintsIdsOnOneLine) {
         if (c.text.find('\n') != std::string::npos && c.text.size() > 8) pick = &c;
     ASSERT_NE(pick, nullptr);
     const std::string file = write_temp(pick->text);
-    std::string out;
-    const std::string bin = MOE_BINARY;
-    EXPECT_EQ(run(bin + " tokenize -m " + vocab_path("qwen2") + " -f " + file, out), 0);
-    EXPECT_EQ(out, ids_str(pick->ids) + "\n");
+    moe::test::ProcessResult r;
+    r = moe::test::run_moeinfer(" tokenize -m " + vocab_path("qwen2") + " -f " + file);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, ids_str(pick->ids) + "\n");
 
     // --special recognises control tokens; --bos adds BOS only where the vocab asks for it.
     const std::string chat = write_temp("<|im_start|>hi");
-    EXPECT_EQ(run(bin + " tokenize -m " + vocab_path("qwen2") + " -f " + chat + " --special", out),
-              0);
-    EXPECT_EQ(out.substr(0, 7), "151644 ");
-    EXPECT_EQ(run(bin + " tokenize -m " + vocab_path("llama-spm") + " -f " + chat + " --bos", out),
-              0);
-    EXPECT_EQ(out.substr(0, 2), "1 ");
+    r = moe::test::run_moeinfer(" tokenize -m " + vocab_path("qwen2") + " -f " + chat + " --special");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out.substr(0, 7), "151644 ");
+    r = moe::test::run_moeinfer(" tokenize -m " + vocab_path("llama-spm") + " -f " + chat + " --bos");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out.substr(0, 2), "1 ");
     const std::string empty = write_temp("");
-    EXPECT_EQ(run(bin + " tokenize -m " + vocab_path("gpt-2") + " -f " + empty, out), 0);
-    EXPECT_EQ(out, "\n");
+    r = moe::test::run_moeinfer(" tokenize -m " + vocab_path("gpt-2") + " -f " + empty);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "\n");
     std::remove(file.c_str());
     std::remove(chat.c_str());
     std::remove(empty.c_str());
 }
 
 TEST(TokenizerCli, ErrorsExitNonZero) {
-    const std::string bin = MOE_BINARY;
-    std::string out;
-    EXPECT_EQ(run(bin + " tokenize -m " + vocab_path("gpt-2") + " -f /nonexistent/x.txt 2>&1", out),
-              1);
-    EXPECT_EQ(out.rfind("error: ", 0), 0u) << out;
-    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+    moe::test::ProcessResult r;
+    r = moe::test::run_moeinfer(" tokenize -m " + vocab_path("gpt-2") + " -f /nonexistent/x.txt");
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << r.all();
+    EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << r.all();
 
     const std::string file = write_temp("hello");
-    EXPECT_EQ(run(bin + " tokenize -m /nonexistent/model.gguf -f " + file + " 2>&1", out), 1);
-    EXPECT_EQ(out.rfind("error: ", 0), 0u) << out;
+    r = moe::test::run_moeinfer(" tokenize -m /nonexistent/model.gguf -f " + file);
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << r.all();
     // Not a GGUF file at all.
-    EXPECT_EQ(run(bin + " tokenize -m " + file + " -f " + file + " 2>&1", out), 1);
-    EXPECT_EQ(out.rfind("error: ", 0), 0u) << out;
+    r = moe::test::run_moeinfer(" tokenize -m " + file + " -f " + file);
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << r.all();
 
     // A valid GGUF (v3) with metadata but no tokenizer.
     std::string gguf = "GGUF";
@@ -462,9 +454,10 @@ TEST(TokenizerCli, ErrorsExitNonZero) {
     gguf += val;
     gguf.resize(96, '\0');  // room for the aligned (empty) data section
     const std::string model = write_temp(gguf);
-    EXPECT_EQ(run(bin + " tokenize -m " + model + " -f " + file + " 2>&1", out), 1);
-    EXPECT_EQ(out.rfind("error: ", 0), 0u) << out;
-    EXPECT_NE(out.find("tokenizer"), std::string::npos) << out;
+    r = moe::test::run_moeinfer(" tokenize -m " + model + " -f " + file);
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << r.all();
+    EXPECT_NE(r.all().find("tokenizer"), std::string::npos) << r.all();
     std::remove(file.c_str());
     std::remove(model.c_str());
 }

@@ -2,9 +2,14 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "core/mapped_file.h"
+#include "core/sysinfo.h"
 #include "fixtures.h"
+#include "formats/model_source.h"
+#include "gguf/gguf.h"
 #include "models/model.h"
 #include "runtime/session.h"
 
@@ -26,10 +31,47 @@ TEST(WeightMemory, LoadedBytesEqualMappedBytes) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>((*l)->data()) % (2u << 20), 0u);
 }
 
+// Auto: Load for files of at least 64 MiB that fit in half of MemAvailable, else Map.
+TEST(WeightMemory, AutoChoiceCoversEveryBranch) {
+    const uint64_t MiB = uint64_t(1) << 20, GiB = uint64_t(1) << 30;
+    const struct {
+        uint64_t file, available;
+        WeightMemory want;
+        const char* why;
+    } cases[] = {
+        {300 * 1024, 64 * GiB, WeightMemory::Map, "small file"},
+        {64 * MiB - 1, 64 * GiB, WeightMemory::Map, "just below 64 MiB"},
+        {64 * MiB, 64 * GiB, WeightMemory::Load, "64 MiB with room"},
+        {8 * GiB, 16 * GiB, WeightMemory::Load, "exactly half of what is available"},
+        {8 * GiB + 1, 16 * GiB, WeightMemory::Map, "more than half of what is available"},
+        {40 * GiB, 16 * GiB, WeightMemory::Map, "larger than memory"},
+        {1 * GiB, 0, WeightMemory::Map, "available memory unknown"},
+    };
+    for (const auto& c : cases)
+        EXPECT_EQ(choose_weight_memory(c.file, c.available), c.want) << c.why;
+}
+
 TEST(WeightMemory, AutoMapsSmallFiles) {
     auto a = MappedFile::open(test::gguf_path("olmoe", "q4_k_m"), WeightMemory::Auto);
     ASSERT_TRUE(a.ok()) << a.message();
     EXPECT_FALSE((*a)->loaded());  // a few hundred KiB: below the 64 MiB threshold
+}
+
+// A 64 MiB file (sparse: no disk used) is loaded when this host has 128 MiB available.
+TEST(WeightMemory, AutoLoadsLargeFilesThatFit) {
+    const std::string path = test::temp_path("weights_64m.bin");
+    {
+        std::ofstream f(path, std::ios::binary);
+        ASSERT_TRUE(f.good());
+    }
+    std::filesystem::resize_file(path, uint64_t(64) << 20);
+    const auto mi = read_meminfo();
+    ASSERT_TRUE(mi.has_value());
+    auto a = MappedFile::open(path, WeightMemory::Auto);
+    ASSERT_TRUE(a.ok()) << a.message();
+    EXPECT_EQ((*a)->loaded(), mi->available >= (uint64_t(128) << 20)) << mi->available;
+    a->reset();
+    std::filesystem::remove(path);
 }
 
 TEST(WeightMemory, SameLogitsEitherWay) {
@@ -57,6 +99,31 @@ TEST(WeightMemory, MissingFileIsAnError) {
         ASSERT_FALSE(r.ok());
         EXPECT_NE(r.message().find("cannot open"), std::string::npos) << r.message();
     }
+}
+
+}  // namespace
+}  // namespace moe
+
+namespace moe {
+namespace {
+
+// The mode is a load option (serve -m PATH,mmap|,no-mmap), independent of the process default.
+TEST(WeightMemory, PerFileModeOverridesTheDefault) {
+    const std::string path = test::gguf_path("olmoe", "q4_k_m");
+    set_weight_memory(WeightMemory::Map);
+    auto l = gguf::File::open(path, WeightMemory::Load);
+    ASSERT_TRUE(l.ok()) << l.message();
+    EXPECT_TRUE((*l)->loaded());
+    set_weight_memory(WeightMemory::Load);
+    auto m = gguf::File::open(path, WeightMemory::Map);
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_FALSE((*m)->loaded());
+    auto d = gguf::File::open(path);  // the process default
+    ASSERT_TRUE(d.ok()) << d.message();
+    EXPECT_TRUE((*d)->loaded());
+    set_weight_memory(WeightMemory::Auto);
+    auto src = open_model_source(path, WeightMemory::Load);
+    ASSERT_TRUE(src.ok()) << src.message();
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "analysis/compare.h"
 
+#include "core/input_file.h"
+
 #include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +20,8 @@
 #include "analysis/perplexity.h"
 #include "analysis/routing_report.h"
 #include "analysis/routing_stats.h"
+#include "core/sysinfo.h"
+#include "core/utf8.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
@@ -31,21 +35,6 @@ namespace {
 double now_s() {
     using namespace std::chrono;
     return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
-// A "VmRSS:   1234 kB" line of /proc/self/status, in bytes (0 if unreadable).
-uint64_t proc_status_bytes(const char* key) {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    const std::string k = std::string(key) + ":";
-    while (std::getline(f, line))
-        if (line.rfind(k, 0) == 0) {
-            std::istringstream is(line.substr(k.size()));
-            uint64_t kb = 0;
-            is >> kb;
-            return kb * 1024;
-        }
-    return 0;
 }
 
 std::string stem(const std::string& path) {
@@ -89,62 +78,6 @@ double repeated_ngram_share(const std::vector<int32_t>& ids, int n) {
     return total ? double(repeats) / double(total) : 0.0;
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not one.
-size_t utf8_sequence(const std::string& s, size_t i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) return 1;
-    int need = 0;
-    uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0)
-        need = 1, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0)
-        need = 2, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0)
-        need = 3, cp = c & 0x07;
-    else
-        return 0;
-    for (int k = 1; k <= need; ++k) {
-        if (i + size_t(k) >= s.size()) return 0;
-        const unsigned char d = static_cast<unsigned char>(s[i + size_t(k)]);
-        if ((d & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (d & 0x3F);
-    }
-    // Overlong forms, surrogates, beyond U+10FFFF.
-    if ((need == 1 && cp < 0x80) || (need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-        return 0;
-    return size_t(need) + 1;
-}
-
-}  // namespace
-
-std::string sanitize_utf8(const std::string& s) {
-    std::string o;
-    o.reserve(s.size());
-    for (size_t i = 0; i < s.size();) {
-        const size_t n = utf8_sequence(s, i);
-        if (n == 0) {
-            o += "\xEF\xBF\xBD";  // U+FFFD
-            ++i;
-        } else {
-            o.append(s, i, n);
-            i += n;
-        }
-    }
-    return o;
-}
-
-bool valid_utf8(const std::string& s) {
-    for (size_t i = 0; i < s.size();) {
-        const size_t n = utf8_sequence(s, i);
-        if (n == 0) return false;
-        i += n;
-    }
-    return true;
-}
-
 std::vector<std::string> detect_failures(const std::string& text, const std::vector<int32_t>& ids,
                                          double threshold, double* repeat_share) {
     std::vector<std::string> f;
@@ -156,14 +89,14 @@ std::vector<std::string> detect_failures(const std::string& text, const std::vec
     if (blank) f.push_back("empty output");
     if (rep > threshold)
         f.push_back(fmt::format("repetition loop ({:.0f}% of 4-grams repeated)", rep * 100));
-    if (!valid_utf8(text)) f.push_back("invalid UTF-8");
+    if (!utf8::is_valid(text)) f.push_back("invalid UTF-8");
     return f;
 }
 
 ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
     ModelMeasures r;
     r.path = path;
-    r.rss_start = proc_status_bytes("VmRSS");
+    if (const auto pm = read_process_memory()) r.rss_start = pm->rss;
     const double t0 = now_s();
     auto model = load_model(path);
     if (!model) {
@@ -212,14 +145,12 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
     // The evaluation text.
     std::string text;
     {
-        std::ifstream f(o.text_path, std::ios::binary);
-        if (!f) {
-            r.error = fmt::format("cannot open the evaluation text '{}'", o.text_path);
+        auto t = read_input_file(o.text_path);
+        if (!t) {
+            r.error = fmt::format("cannot open the evaluation text: {}", t.message());
             return r;
         }
-        std::ostringstream ss;
-        ss << f.rdbuf();
-        text = ss.str();
+        text = std::move(*t);
     }
     const std::vector<int32_t> text_ids =
         (*tok)->encode(text, /*add_bos=*/true, /*parse_special=*/false);
@@ -297,7 +228,7 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
         }
         const auto out_ids = (*tok)->encode(pr_.output, false, false);
         pr_.failures = detect_failures(pr_.output, out_ids, o.repeat_threshold, &pr_.repeat_share);
-        pr_.output = sanitize_utf8(pr_.output);  // reports and JSON need valid UTF-8
+        pr_.output = utf8::sanitize(pr_.output);  // reports and JSON need valid UTF-8
         if (!pr_.error.empty()) pr_.failures.insert(pr_.failures.begin(), "error: " + pr_.error);
         r.prompts.push_back(std::move(pr_));
     }
@@ -333,7 +264,7 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
         if (r.routing.contains("weights"))
             r.decode_bytes = r.routing["weights"].value("bytes_per_token_decode", r.decode_bytes);
     }
-    r.rss_peak = proc_status_bytes("VmHWM");
+    if (const auto pm = read_process_memory()) r.rss_peak = pm->peak_rss;
     return r;
 }
 

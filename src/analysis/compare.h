@@ -69,9 +69,6 @@ ModelMeasures measure_model_isolated(const std::string& path, const CompareOptio
 
 // Failure checks on one generated answer (ids: its tokens).
 double repeated_ngram_share(const std::vector<int32_t>& ids, int n = 4);
-bool valid_utf8(const std::string& s);
-// Invalid sequences replaced by U+FFFD.
-std::string sanitize_utf8(const std::string& s);
 std::vector<std::string> detect_failures(const std::string& text, const std::vector<int32_t>& ids,
                                          double repeat_threshold, double* repeat_share = nullptr);
 

@@ -17,7 +17,6 @@
 #include <string_view>
 #include <vector>
 
-#include "core/meminfo.h"
 #include "core/result.h"
 #include "core/tensor.h"
 #include "formats/model_source.h"
@@ -111,6 +110,5 @@ Result<ParamReport> count_planned_params(const Model& m, bool tied_embeddings,
 // keeps K and V (n_kv_head * head_dim each) per layer, MLA the latent (kv_lora + rope).
 uint64_t kv_cache_bytes(const ModelConfig& c, int64_t n_ctx);
 uint64_t kv_bytes_per_token(const ModelConfig& c);
-
 
 }  // namespace moe

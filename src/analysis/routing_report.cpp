@@ -1,5 +1,7 @@
 #include "analysis/routing_report.h"
 
+#include "core/atomic_file.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -481,12 +483,7 @@ std::string routing_report_html(const json& stats) {
 }
 
 Result<void> write_text_file(const std::string& path, const std::string& text) {
-    std::ofstream f(path, std::ios::binary);
-    if (!f) return make_error("cannot write '{}'", path);
-    f << text;
-    f.close();
-    if (!f) return make_error("cannot write '{}'", path);
-    return {};
+    return write_file_atomic(path, text);
 }
 
 }  // namespace moe

@@ -1,5 +1,8 @@
 #include "analysis/routing_stats.h"
 
+#include "core/atomic_file.h"
+#include "core/input_file.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -392,17 +395,12 @@ nlohmann::json RoutingStats::to_json() const {
 }
 
 Result<void> RoutingStats::write_json(const std::string& path) const {
-    std::ofstream f(path);
-    if (!f) return make_error("cannot write '{}'", path);
-    f << to_json().dump(1) << '\n';
-    if (!f) return make_error("cannot write '{}'", path);
-    return {};
+    return write_file_atomic(path, to_json().dump(1) + "\n");
 }
 
 Result<nlohmann::json> read_routing_stats(const std::string& path) {
-    std::ifstream f(path);
-    if (!f) return make_error("cannot open '{}'", path);
-    nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+    MOE_TRY(const std::string text, read_input_file(path));
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return make_error("'{}' is not valid JSON", path);
     if (!j.is_object() || j.value("format", "") != kFormat)
         return make_error("'{}' is not a routing statistics file (format '{}' expected)", path,

@@ -258,10 +258,12 @@ ChatRenderer ChatRenderer::from_source(const ModelSource& src) {
     return r;
 }
 
-Result<std::string> ChatRenderer::render_template(const std::vector<ChatMessage>& msgs,
-                                                  bool gen) const {
+Result<std::string> ChatRenderer::render_template(const std::vector<ChatMessage>& msgs, bool gen,
+                                                  const nlohmann::ordered_json& kwargs) const {
     if (!tmpl_) return make_error("{}", warning_.empty() ? "no chat template" : warning_);
     jinja::Value ctx = jinja::Value::object();
+    if (kwargs.is_object())
+        for (const auto& [k, v] : kwargs.items()) ctx.set(k, jinja::from_json(v));
     jinja::Array arr;
     for (const auto& m : msgs) {
         jinja::Value o = jinja::Value::object();

@@ -62,9 +62,12 @@ public:
 
     // Never fails for the built-in formats; a template error falls back (see warning()).
     std::string render(const std::vector<ChatMessage>& msgs, bool add_generation_prompt) const;
-    // The template only (errors are returned, not hidden by the fallback).
-    Result<std::string> render_template(const std::vector<ChatMessage>& msgs,
-                                        bool add_generation_prompt) const;
+    // The template only (errors are returned, not hidden by the fallback). `kwargs` (a JSON
+    // object, e.g. the server's chat_template_kwargs {"enable_thinking": false}) adds variables to
+    // the template context; messages, add_generation_prompt and the special tokens win.
+    Result<std::string> render_template(
+        const std::vector<ChatMessage>& msgs, bool add_generation_prompt,
+        const nlohmann::ordered_json& kwargs = nlohmann::ordered_json::object()) const;
 
     bool has_template() const { return tmpl_.has_value(); }
     ChatFormat fallback() const { return fallback_; }

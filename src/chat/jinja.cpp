@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "chat/jinja_ast.h"
+#include "chat/jinja_budget.h"
 #include "chat/jinja_builtins.h"
 #include "chat/jinja_lexer.h"
 #include "chat/jinja_parser.h"
@@ -15,9 +16,7 @@
 namespace moe::jinja {
 namespace {
 
-constexpr int kMaxCallDepth = 64;             // nested macro calls
-constexpr size_t kMaxOutput = 64u << 20;      // bytes of rendered text
-constexpr uint64_t kMaxSteps = 20'000'000;    // loop iterations + macro calls
+constexpr int kMaxCallDepth = 64;  // nested macro calls (the budget also bounds all recursion)
 
 using Frame = std::unordered_map<std::string, Value>;
 
@@ -72,15 +71,36 @@ public:
 private:
     std::vector<std::shared_ptr<Frame>> scopes_;
     int call_depth_ = 0;
-    uint64_t steps_ = 0;
 
-    void step(size_t pos) {
-        if (++steps_ > kMaxSteps) throw JinjaError("template takes too many steps", pos);
+    static void step(size_t pos) {
+        try {
+            budget_steps();
+        } catch (const JinjaError& e) {
+            throw JinjaError(e.what(), pos);
+        }
     }
 
     static void append(std::string& out, const std::string& s, size_t pos) {
-        if (out.size() + s.size() > kMaxOutput) throw JinjaError("rendered text too large", pos);
+        const size_t limit = budget_limits().max_output;
+        if (s.size() > limit || out.size() > limit - s.size())
+            throw JinjaError(fmt::format("rendered text over the limit of {} bytes", limit), pos);
         out += s;
+    }
+
+    // A namespace may not hold itself (directly or through lists, dicts or functions, which may
+    // capture it): the reference cycle would never be freed and printing it would not end.
+    static bool may_hold(const Value& v, const Object* ns, int depth = 0) {
+        if (depth > 64) return true;
+        if (v.is_function()) return true;
+        if (v.is_array())
+            for (const Value& x : *v.arr)
+                if (may_hold(x, ns, depth + 1)) return true;
+        if (v.is_object()) {
+            if (v.obj.get() == ns) return true;
+            for (const auto& kv : v.obj->items)
+                if (may_hold(kv.second, ns, depth + 1)) return true;
+        }
+        return false;
     }
 
     Value lookup(const std::string& name) const {
@@ -119,6 +139,7 @@ private:
     }
 
     Flow exec_one(const Stmt& s, std::string& out) {
+        DepthGuard depth;
         switch (s.kind) {
             case Stmt::Kind::Text: append(out, s.text, s.pos); return Flow::Normal;
             case Stmt::Kind::Output: append(out, to_str(eval(*s.expr)), s.pos); return Flow::Normal;
@@ -135,6 +156,11 @@ private:
                         throw JinjaError(fmt::format("cannot set attribute '{}' of '{}': only "
                                                      "namespace() objects can be assigned to",
                                                      s.attr, s.text),
+                                         s.pos);
+                    if (may_hold(v, ns.obj.get()))
+                        throw JinjaError(fmt::format("cannot store a function or '{}' itself in "
+                                                     "namespace '{}'",
+                                                     s.text, s.text),
                                          s.pos);
                     ns.set(s.attr, std::move(v));
                 } else {
@@ -280,9 +306,19 @@ private:
                          pos);
     }
 
+    // Every evaluation is a step and a level of recursion; new values are charged by the bytes
+    // their creation copied (names, attributes and items share lists and dicts, not strings).
     Value eval(const Expr& e) {
         try {
-            return eval_inner(e);
+            DepthGuard depth;
+            budget_steps();
+            Value v = eval_inner(e);
+            using K = Expr::Kind;
+            const bool shared = e.kind == K::Name || e.kind == K::Attr || e.kind == K::Index ||
+                                e.kind == K::Literal || e.kind == K::Filter;
+            if (!shared) budget_charge(value_copy_bytes(v));
+            else if (v.is_string() && e.kind != K::Filter) budget_charge(v.s.size());
+            return v;
         } catch (const JinjaError& err) {
             if (err.pos != std::string::npos) throw;
             throw JinjaError(err.what(), e.pos);
@@ -332,7 +368,7 @@ private:
             case K::Unary: {
                 const Value v = eval(*e.a);
                 if (e.name == "not") return !v.truthy();
-                if (v.kind == Value::Kind::Int) return e.name == "-" ? -v.i : v.i;
+                if (v.kind == Value::Kind::Int) return e.name == "-" ? checked_neg(v.i) : v.i;
                 if (v.kind == Value::Kind::Float) return e.name == "-" ? -v.f : v.f;
                 if (v.kind == Value::Kind::Bool) return int64_t(e.name == "-" ? -int(v.b) : int(v.b));
                 if (v.is_undefined()) undefined_error(v, e.pos);
@@ -377,7 +413,12 @@ private:
             std::vector<Value> arg{r};
             return apply_test(op, l, arg);
         }
-        if (op == "~") return to_str(l) + to_str(r);
+        if (op == "~") {
+            std::string ls = to_str(l);
+            const std::string rs = to_str(r);
+            budget_check_size(uint64_t(ls.size()) + rs.size(), "string concatenation");
+            return ls += rs;
+        }
         if (l.is_undefined()) undefined_error(l, e.pos);
         if (r.is_undefined()) undefined_error(r, e.pos);
         const bool ln = l.is_number() || l.kind == Value::Kind::Bool;
@@ -385,26 +426,37 @@ private:
         const bool ints = ln && rn && l.kind != Value::Kind::Float && r.kind != Value::Kind::Float;
         auto ival = [](const Value& v) { return v.kind == Value::Kind::Bool ? int64_t(v.b) : v.i; };
         if (op == "+") {
-            if (l.is_string() && r.is_string()) return l.s + r.s;
+            if (l.is_string() && r.is_string()) {
+                budget_check_size(uint64_t(l.s.size()) + r.s.size(), "string concatenation");
+                return l.s + r.s;
+            }
             if (l.is_array() && r.is_array()) {
+                budget_check_size((uint64_t(l.arr->size()) + r.arr->size()) * sizeof(Value),
+                                  "list concatenation");
                 Array out = *l.arr;
                 out.insert(out.end(), r.arr->begin(), r.arr->end());
                 return Value(std::move(out));
             }
-            if (ints) return ival(l) + ival(r);
+            if (ints) return checked_add(ival(l), ival(r));
             if (ln && rn) return l.as_double() + r.as_double();
         } else if (op == "-") {
-            if (ints) return ival(l) - ival(r);
+            if (ints) return checked_sub(ival(l), ival(r));
             if (ln && rn) return l.as_double() - r.as_double();
         } else if (op == "*") {
-            if (ints) return ival(l) * ival(r);
+            if (ints) return checked_mul(ival(l), ival(r));
             if (ln && rn) return l.as_double() * r.as_double();
             const Value& s = l.is_string() ? l : r;
             const Value& n = l.is_string() ? r : l;
             if (s.is_string() && n.kind == Value::Kind::Int) {
-                if (n.i > 0 && s.s.size() * size_t(n.i) > kMaxOutput)
-                    throw JinjaError("string repetition too large", e.pos);
                 std::string out;
+                if (n.i <= 0 || s.s.empty()) return out;
+                // Compared by division: the product of two large sizes wraps around.
+                if (uint64_t(n.i) > budget_limits().max_value / s.s.size())
+                    throw JinjaError(fmt::format("string repetition too large: {} bytes x {} is "
+                                                 "over the limit of {} bytes",
+                                                 s.s.size(), n.i, budget_limits().max_value),
+                                     e.pos);
+                out.reserve(s.s.size() * size_t(n.i));
                 for (int64_t k = 0; k < n.i; ++k) out += s.s;
                 return out;
             }
@@ -414,12 +466,7 @@ private:
                 if (op == "/") return l.as_double() / r.as_double();
                 if (ints) {
                     const int64_t a = ival(l), b = ival(r);
-                    int64_t q = a / b, m = a % b;
-                    if (m != 0 && ((m < 0) != (b < 0))) {
-                        --q;
-                        m += b;
-                    }
-                    return op == "//" ? Value(q) : Value(m);
+                    return op == "//" ? Value(floor_div(a, b)) : Value(floor_mod(a, b));
                 }
                 const double a = l.as_double(), b = r.as_double();
                 if (op == "//") return std::floor(a / b);
@@ -428,8 +475,12 @@ private:
             }
         } else if (op == "**") {
             if (ints && ival(r) >= 0) {
-                int64_t out = 1, base = ival(l);
-                for (int64_t k = 0; k < ival(r) && k < 64; ++k) out *= base;
+                const int64_t base = ival(l), ex = ival(r);
+                if (base == 0) return int64_t(ex == 0 ? 1 : 0);
+                if (base == 1) return int64_t(1);
+                if (base == -1) return int64_t(ex % 2 ? -1 : 1);
+                int64_t out = 1;  // |base| >= 2 overflows within 63 factors
+                for (int64_t k = 0; k < ex; ++k) out = checked_mul(out, base);
                 return out;
             }
             if (ln && rn) return std::pow(l.as_double(), r.as_double());
@@ -463,8 +514,13 @@ Result<Template> Template::parse(const std::string& source) {
 }
 
 Result<std::string> Template::render(const Value& context) const {
+    return render(context, RenderLimits{});
+}
+
+Result<std::string> Template::render(const Value& context, const RenderLimits& limits) const {
     std::string out;
     try {
+        BudgetScope budget(limits);
         Interp in(context);
         in.run(prog_->body, out);
     } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "chat/jinja_budget.h"
 #include "chat/jinja_value.h"
 #include "core/result.h"
 
@@ -23,7 +24,9 @@ public:
 
     // Renders with `context` (a dict: messages, add_generation_prompt, bos_token, ...). Context
     // entries override the built-in functions of the same name (e.g. strftime_now in tests).
+    // Exceeding `limits` (output, value sizes, steps, recursion) is a render error.
     Result<std::string> render(const Value& context) const;
+    Result<std::string> render(const Value& context, const RenderLimits& limits) const;
 
     const std::string& source() const { return *src_; }
 

@@ -3,12 +3,30 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
 #include <optional>
 
+#include "chat/jinja_budget.h"
+#include "core/utf8.h"
+
 namespace moe::jinja {
+
+namespace {
+// Number of characters of s, split as utf8::chars does (a stray byte counts as one).
+size_t utf8_length(const std::string& s) {
+    size_t n = 0;
+    for (size_t p = 0; p < s.size(); p += utf8::char_len(s, p)) ++n;
+    return n;
+}
+// utf8::chars, charged to the render budget: one std::string per character is ~30x the text.
+std::vector<std::string> budgeted_chars(const std::string& s) {
+    budget_charge(uint64_t(utf8_length(s)) * sizeof(std::string) + s.size());
+    return utf8::chars(s);
+}
+}  // namespace
 
 namespace {
 
@@ -74,7 +92,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     std::string out;
     if (from.empty()) {
         // Python inserts `to` between every character (and at both ends).
-        auto chars = utf8_chars(s);
+        auto chars = budgeted_chars(s);
         int64_t n = 0;
         for (const auto& c : chars) {
             if (count < 0 || n < count) {
@@ -82,6 +100,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
                 ++n;
             }
             out += c;
+            budget_check_size(out.size(), "replace output");
         }
         if (count < 0 || n < count) out += to;
         return out;
@@ -93,6 +112,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
         if (q == std::string::npos || (count >= 0 && n >= count)) break;
         out.append(s, p, q - p);
         out += to;
+        budget_check_size(out.size(), "replace output");
         p = q + from.size();
         ++n;
     }
@@ -118,6 +138,7 @@ Value split(const std::string& s, const Value& sep, int64_t maxsplit) {
             size_t q = p;
             while (q < s.size() && !is_ws(s[q])) ++q;
             parts.emplace_back(s.substr(p, q - p));
+            budget_check_size(parts.size() * sizeof(Value), "split result");
             p = q;
         }
         return Value(std::move(parts));
@@ -127,6 +148,7 @@ Value split(const std::string& s, const Value& sep, int64_t maxsplit) {
         const size_t q = s.find(sep.s, p);
         if (q == std::string::npos || (maxsplit >= 0 && int64_t(parts.size()) >= maxsplit)) break;
         parts.emplace_back(s.substr(p, q - p));
+        budget_check_size(parts.size() * sizeof(Value), "split result");
         p = q + sep.s.size();
     }
     parts.emplace_back(s.substr(p));
@@ -183,7 +205,7 @@ Value method(const Value& self, const std::string& name) {
             }
             if (name == "count") {
                 const std::string& sub = need_str(a.get(0, "sub"), "count");
-                if (sub.empty()) return int64_t(utf8_chars(s).size() + 1);
+                if (sub.empty()) return int64_t(utf8_length(s) + 1);
                 int64_t n = 0;
                 for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
                 return n;
@@ -194,6 +216,7 @@ Value method(const Value& self, const std::string& name) {
                 for (size_t k = 0; k < items.size(); ++k) {
                     if (k) out += s;
                     out += need_str(items[k], "str.join");
+                    budget_check_size(out.size(), "join output");
                 }
                 return out;
             }
@@ -206,6 +229,7 @@ Value method(const Value& self, const std::string& name) {
                     std::string line = s.substr(p, q - p);
                     if (!line.empty() && line.back() == '\r') line.pop_back();
                     lines.emplace_back(std::move(line));
+                    budget_check_size(lines.size() * sizeof(Value), "splitlines result");
                     p = q + 1;
                 }
                 return Value(std::move(lines));
@@ -301,7 +325,7 @@ std::string html_escape(const std::string& s) {
 
 int64_t length_of(const Value& v) {
     switch (v.kind) {
-        case Value::Kind::String: return int64_t(utf8_chars(v.s).size());
+        case Value::Kind::String: return int64_t(utf8_length(v.s));
         case Value::Kind::Array: return int64_t(v.arr->size());
         case Value::Kind::Object: return int64_t(v.obj->items.size());
         case Value::Kind::Undefined: return 0;
@@ -331,31 +355,20 @@ Value select_impl(const Value& input, CallArgs& a, bool by_attr, bool keep) {
 
 }  // namespace
 
-std::vector<std::string> utf8_chars(const std::string& s) {
-    std::vector<std::string> out;
-    size_t p = 0;
-    while (p < s.size()) {
-        const unsigned char c = static_cast<unsigned char>(s[p]);
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-        n = std::min(n, s.size() - p);
-        out.push_back(s.substr(p, n));
-        p += n;
-    }
-    return out;
-}
-
 Array iterate(const Value& v) {
     switch (v.kind) {
         case Value::Kind::Undefined: return {};
-        case Value::Kind::Array: return *v.arr;
+        case Value::Kind::Array: budget_charge(value_copy_bytes(v)); return *v.arr;
         case Value::Kind::Object: {
+            budget_charge(value_copy_bytes(v));
             Array keys;
             for (const auto& kv : v.obj->items) keys.emplace_back(kv.first);
             return keys;
         }
         case Value::Kind::String: {
+            budget_check_size(uint64_t(utf8_length(v.s)) * sizeof(Value), "list of characters");
             Array out;
-            for (auto& c : utf8_chars(v.s)) out.emplace_back(std::move(c));
+            for (auto& c : budgeted_chars(v.s)) out.emplace_back(std::move(c));
             return out;
         }
         default: fail(fmt::format("{} object is not iterable", kind_name(v)));
@@ -369,6 +382,7 @@ bool contains(const Value& container, const Value& item) {
                 fail(fmt::format("'in <string>' requires a string, got {}", kind_name(item)));
             return container.s.find(item.s) != std::string::npos;
         case Value::Kind::Array:
+            budget_steps(container.arr->size());
             return std::any_of(container.arr->begin(), container.arr->end(),
                                [&](const Value& x) { return equals(x, item); });
         case Value::Kind::Object: return item.is_string() && container.obj->find(item.s);
@@ -392,7 +406,7 @@ Value get_item(const Value& obj, const Value& key) {
         return (*obj.arr)[size_t(k)];
     }
     if (obj.is_string() && key.kind == Value::Kind::Int) {
-        const auto chars = utf8_chars(obj.s);
+        const auto chars = budgeted_chars(obj.s);
         int64_t k = key.i;
         const int64_t n = int64_t(chars.size());
         if (k < 0) k += n;
@@ -419,7 +433,7 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
     if (obj.is_array()) {
         n = int64_t(obj.arr->size());
     } else if (obj.is_string()) {
-        chars = utf8_chars(obj.s);
+        chars = budgeted_chars(obj.s);
         n = int64_t(chars.size());
     } else if (obj.is_undefined()) {
         fail("cannot slice an undefined value");
@@ -437,9 +451,12 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
     const int64_t b = norm(opt(stop, "slice stop"), st > 0 ? n : -1);
     Array out;
     std::string sout;
-    for (int64_t k = a; st > 0 ? k < b : k > b; k += st) {
+    for (int64_t k = a; st > 0 ? k < b : k > b;) {
         if (obj.is_array()) out.push_back((*obj.arr)[size_t(k)]);
         else sout += chars[size_t(k)];
+        // Stop before k + st leaves [-1, n]: a huge step would overflow.
+        if (st > 0 ? st >= b - k : st <= b - k) break;
+        k += st;
     }
     if (obj.is_array()) return Value(std::move(out));
     return Value(std::move(sout));
@@ -513,55 +530,94 @@ bool apply_test(const std::string& n, const Value& v, const std::vector<Value>& 
     fail(fmt::format("unknown test '{}'", n));
 }
 
-Value apply_filter(const std::string& n, const Value& in, CallArgs& a) {
+namespace {
+
+// The filters, by the kind of value they make. Each returns nullopt for names it does not own.
+
+std::string indent_lines(const std::string& s, const std::string& pad, bool first, bool blank) {
+    std::string out;
+    size_t p = 0;
+    bool first_line = true;
+    while (p <= s.size()) {
+        size_t q = s.find('\n', p);
+        const bool last = q == std::string::npos;
+        if (last) q = s.size();
+        const std::string line = s.substr(p, q - p);
+        if ((!first_line || first) && (blank || !line.empty())) out += pad;
+        out += line;
+        budget_check_size(out.size(), "indent output");
+        if (last) break;
+        out += '\n';
+        p = q + 1;
+        first_line = false;
+    }
+    return out;
+}
+
+std::string center(const std::string& s, int64_t width) {
+    const int64_t len = int64_t(utf8_length(s));
+    if (len >= width) return s;
+    budget_check_size(uint64_t(width - len) + s.size(), "center output");
+    const int64_t left = (width - len) / 2;
+    return std::string(size_t(left), ' ') + s + std::string(size_t(width - len - left), ' ');
+}
+
+std::optional<Value> string_filter(const std::string& n, const Value& in, CallArgs& a) {
     if (n == "trim") return strip_chars(to_str(in), a.get(0, "chars"), true, true);
-    if (n == "length" || n == "count") return length_of(in);
     if (n == "tojson") {
         const Value ind = a.get(0, "indent");
-        return to_json(in, ind.is_undefined() || ind.is_none() ? -1 : int(need_int(ind, "tojson")));
+        if (ind.is_undefined() || ind.is_none()) return to_json(in, -1);
+        const int64_t w = need_int(ind, "tojson");
+        budget_check_size(uint64_t(std::max<int64_t>(w, 0)), "tojson indent");
+        return to_json(in, int(w));
     }
     if (n == "string") return to_str(in);
     if (n == "upper") return upper(to_str(in));
     if (n == "lower") return lower(to_str(in));
     if (n == "capitalize") return capitalize(to_str(in));
     if (n == "title") return title(to_str(in));
-    if (n == "safe") return in;
     if (n == "e" || n == "escape") return html_escape(to_str(in));
-    if (n == "bool") return in.truthy();
-    if (n == "join") {
-        const Value sep = a.get(0, "d");
-        const Value attr = a.get(1, "attribute");
-        std::string out;
-        const Array items = iterate(in);
-        for (size_t k = 0; k < items.size(); ++k) {
-            if (k) out += sep.is_undefined() ? "" : to_str(sep);
-            out += to_str(attr.is_undefined() ? items[k] : attr_path(items[k], to_str(attr)));
+    if (n == "replace") {
+        const Value c = a.get(2, "count");
+        return replace_all(to_str(in), to_str(a.get(0, "old")), to_str(a.get(1, "new")),
+                           c.is_undefined() || c.is_none() ? -1 : need_int(c, "replace"));
+    }
+    if (n == "indent") {
+        const Value w = a.get(0, "width");
+        std::string pad;
+        if (w.is_string()) {
+            pad = w.s;
+        } else {
+            const int64_t width = w.is_undefined() ? 4 : need_int(w, "indent");
+            budget_check_size(uint64_t(std::max<int64_t>(width, 0)), "indent width");
+            pad.assign(size_t(std::max<int64_t>(width, 0)), ' ');
         }
-        return out;
+        return indent_lines(to_str(in), pad, a.get(1, "first").truthy(), a.get(2, "blank").truthy());
     }
-    if (n == "default" || n == "d") {
-        const Value dflt = a.get(0, "default_value");
-        const bool boolean = a.get(1, "boolean").truthy();
-        if (in.is_undefined() || (boolean && !in.truthy())) return dflt.is_undefined() ? Value("") : dflt;
-        return in;
-    }
-    if (n == "first" || n == "last") {
-        const Array items = iterate(in);
-        if (items.empty()) return Value::undefined();
-        return n == "first" ? items.front() : items.back();
-    }
-    if (n == "list") return Value(iterate(in));
+    if (n == "wordcount") return int64_t(split(to_str(in), Value::undefined(), -1).arr->size());
+    if (n == "center")
+        return center(to_str(in), a.has(0, "width") ? need_int(a.get(0, "width"), "center") : 80);
+    return std::nullopt;
+}
+
+std::optional<Value> number_filter(const std::string& n, const Value& in, CallArgs& a) {
+    // float -> int64 only inside the range (the cast is undefined outside it, NaN included).
+    auto to_int = [](double d) -> Value {
+        if (!(d > -9.2e18 && d < 9.2e18)) fail(fmt::format("int: {} does not fit an integer", d));
+        return int64_t(d);
+    };
     if (n == "int") {
         if (in.kind == Value::Kind::Int) return in;
-        if (in.kind == Value::Kind::Float) return int64_t(in.f);
+        if (in.kind == Value::Kind::Float) return to_int(in.f);
         if (in.kind == Value::Kind::Bool) return int64_t(in.b);
         if (in.is_string()) {
             char* end = nullptr;
             const std::string t = strip_chars(in.s, Value::undefined(), true, true);
+            errno = 0;
             const long long v = std::strtoll(t.c_str(), &end, 10);
-            if (!t.empty() && end && *end == '\0') return int64_t(v);
+            if (!t.empty() && end && *end == '\0' && errno == 0) return int64_t(v);
             const double d = std::strtod(t.c_str(), &end);
-            if (!t.empty() && end && *end == '\0') return int64_t(d);
+            if (!t.empty() && end && *end == '\0' && d > -9.2e18 && d < 9.2e18) return int64_t(d);
         }
         const Value dflt = a.get(0, "default");
         return dflt.is_undefined() ? Value(int64_t(0)) : dflt;
@@ -577,47 +633,96 @@ Value apply_filter(const std::string& n, const Value& in, CallArgs& a) {
         return dflt.is_undefined() ? Value(0.0) : dflt;
     }
     if (n == "abs") {
-        if (in.kind == Value::Kind::Int) return in.i < 0 ? -in.i : in.i;
+        if (in.kind == Value::Kind::Int) return in.i < 0 ? checked_neg(in.i) : in.i;
         if (in.kind == Value::Kind::Float) return std::fabs(in.f);
         fail(fmt::format("abs: expected a number, got {}", kind_name(in)));
     }
     if (n == "round") {
         const Value p = a.get(0, "precision");
-        const int prec = p.is_undefined() ? 0 : int(need_int(p, "round"));
+        const int64_t prec = std::clamp<int64_t>(p.is_undefined() ? 0 : need_int(p, "round"), -400, 400);
         const std::string method = a.has(1, "method") ? to_str(a.get(1, "method")) : "common";
-        const double scale = std::pow(10.0, prec), x = in.as_double() * scale;
+        const double scale = std::pow(10.0, double(prec)), x = in.as_double() * scale;
         const double r = method == "floor" ? std::floor(x) : method == "ceil" ? std::ceil(x) : std::round(x);
         return r / scale;
     }
-    if (n == "replace") {
-        const Value c = a.get(2, "count");
-        return replace_all(to_str(in), to_str(a.get(0, "old")), to_str(a.get(1, "new")),
-                           c.is_undefined() || c.is_none() ? -1 : need_int(c, "replace"));
+    if (n == "sum") {
+        const Value attr = a.get(0, "attribute");
+        Value acc = a.has(1, "start") ? a.get(1, "start") : Value(int64_t(0));
+        for (const Value& v0 : iterate(in)) {
+            const Value v = attr.is_undefined() ? v0 : attr_path(v0, to_str(attr));
+            if (acc.kind == Value::Kind::Int && v.kind == Value::Kind::Int) acc = checked_add(acc.i, v.i);
+            else acc = acc.as_double() + v.as_double();
+        }
+        return acc;
     }
+    if (n == "bool") return in.truthy();
+    return std::nullopt;
+}
+
+Value map_filter(const Value& in, CallArgs& a) {
+    Array out;
+    const Value attr = a.get(99, "attribute");
+    if (!attr.is_undefined()) {
+        const Value dflt = a.get(99, "default");
+        for (const Value& item : iterate(in)) {
+            Value x = attr_path(item, to_str(attr));
+            out.push_back(x.is_undefined() && !dflt.is_undefined() ? dflt : x);
+        }
+        return Value(std::move(out));
+    }
+    if (a.pos.empty()) fail("map: expected a filter name or attribute=");
+    const std::string f = need_str(a.pos[0], "map");
+    if (!is_known_filter(f)) fail(fmt::format("unknown filter '{}'", f));
+    CallArgs rest;
+    rest.pos.assign(a.pos.begin() + 1, a.pos.end());
+    rest.kw = a.kw;
+    for (const Value& item : iterate(in)) out.push_back(apply_filter(f, item, rest));
+    return Value(std::move(out));
+}
+
+Value sort_filter(const Value& in, CallArgs& a) {
+    Array items = iterate(in);
+    budget_steps(uint64_t(items.size()) * 64);  // ~n log n comparisons
+    const bool rev = a.get(0, "reverse").truthy();
+    const bool cs = a.get(1, "case_sensitive").truthy();
+    const Value attr = a.get(2, "attribute");
+    auto key = [&](const Value& v) {
+        Value x = attr.is_undefined() ? v : attr_path(v, to_str(attr));
+        if (!cs && x.is_string()) x = Value(lower(x.s));
+        return x;
+    };
+    std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
+        const int c = compare_values(key(x), key(y));
+        return rev ? c > 0 : c < 0;
+    });
+    return Value(std::move(items));
+}
+
+std::optional<Value> list_filter(const std::string& n, const Value& in, CallArgs& a) {
+    if (n == "length" || n == "count") return length_of(in);
+    if (n == "join") {
+        const Value sep = a.get(0, "d");
+        const Value attr = a.get(1, "attribute");
+        std::string out;
+        const Array items = iterate(in);
+        for (size_t k = 0; k < items.size(); ++k) {
+            if (k) out += sep.is_undefined() ? "" : to_str(sep);
+            out += to_str(attr.is_undefined() ? items[k] : attr_path(items[k], to_str(attr)));
+            budget_check_size(out.size(), "join output");
+        }
+        return out;
+    }
+    if (n == "first" || n == "last") {
+        const Array items = iterate(in);
+        if (items.empty()) return Value::undefined();
+        return n == "first" ? items.front() : items.back();
+    }
+    if (n == "list") return Value(iterate(in));
     if (n == "selectattr") return select_impl(in, a, true, true);
     if (n == "rejectattr") return select_impl(in, a, true, false);
     if (n == "select") return select_impl(in, a, false, true);
     if (n == "reject") return select_impl(in, a, false, false);
-    if (n == "map") {
-        Array out;
-        const Value attr = a.get(99, "attribute");
-        if (!attr.is_undefined()) {
-            const Value dflt = a.get(99, "default");
-            for (const Value& item : iterate(in)) {
-                Value x = attr_path(item, to_str(attr));
-                out.push_back(x.is_undefined() && !dflt.is_undefined() ? dflt : x);
-            }
-            return Value(std::move(out));
-        }
-        if (a.pos.empty()) fail("map: expected a filter name or attribute=");
-        const std::string f = need_str(a.pos[0], "map");
-        if (!is_known_filter(f)) fail(fmt::format("unknown filter '{}'", f));
-        CallArgs rest;
-        rest.pos.assign(a.pos.begin() + 1, a.pos.end());
-        rest.kw = a.kw;
-        for (const Value& item : iterate(in)) out.push_back(apply_filter(f, item, rest));
-        return Value(std::move(out));
-    }
+    if (n == "map") return map_filter(in, a);
     if (n == "items") {
         if (in.is_undefined()) return Value(Array{});
         if (!in.is_object()) fail(fmt::format("items: expected a dict, got {}", kind_name(in)));
@@ -634,7 +739,7 @@ Value apply_filter(const std::string& n, const Value& in, CallArgs& a) {
     }
     if (n == "reverse") {
         if (in.is_string()) {
-            auto chars = utf8_chars(in.s);
+            auto chars = budgeted_chars(in.s);
             std::string out;
             for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += *it;
             return out;
@@ -643,27 +748,14 @@ Value apply_filter(const std::string& n, const Value& in, CallArgs& a) {
         std::reverse(items.begin(), items.end());
         return Value(std::move(items));
     }
-    if (n == "sort") {
-        Array items = iterate(in);
-        const bool rev = a.get(0, "reverse").truthy();
-        const bool cs = a.get(1, "case_sensitive").truthy();
-        const Value attr = a.get(2, "attribute");
-        auto key = [&](const Value& v) {
-            Value x = attr.is_undefined() ? v : attr_path(v, to_str(attr));
-            if (!cs && x.is_string()) x = Value(lower(x.s));
-            return x;
-        };
-        std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
-            const int c = compare_values(key(x), key(y));
-            return rev ? c > 0 : c < 0;
-        });
-        return Value(std::move(items));
-    }
+    if (n == "sort") return sort_filter(in, a);
     if (n == "unique") {
         Array out;
-        for (const Value& v : iterate(in))
+        for (const Value& v : iterate(in)) {
+            budget_steps(out.size());
             if (std::none_of(out.begin(), out.end(), [&](const Value& o) { return equals(o, v); }))
                 out.push_back(v);
+        }
         return Value(std::move(out));
     }
     if (n == "min" || n == "max") {
@@ -676,49 +768,31 @@ Value apply_filter(const std::string& n, const Value& in, CallArgs& a) {
         }
         return best;
     }
-    if (n == "sum") {
-        const Value attr = a.get(0, "attribute");
-        Value acc = a.has(1, "start") ? a.get(1, "start") : Value(int64_t(0));
-        for (const Value& v0 : iterate(in)) {
-            const Value v = attr.is_undefined() ? v0 : attr_path(v0, to_str(attr));
-            if (acc.kind == Value::Kind::Int && v.kind == Value::Kind::Int) acc = acc.i + v.i;
-            else acc = acc.as_double() + v.as_double();
-        }
-        return acc;
-    }
-    if (n == "indent") {
-        const Value w = a.get(0, "width");
-        const std::string pad = w.is_string() ? w.s : std::string(size_t(w.is_undefined() ? 4 : need_int(w, "indent")), ' ');
-        const bool first = a.get(1, "first").truthy(), blank = a.get(2, "blank").truthy();
-        const std::string s = to_str(in);
-        std::string out;
-        size_t p = 0;
-        bool first_line = true;
-        while (p <= s.size()) {
-            size_t q = s.find('\n', p);
-            const bool last = q == std::string::npos;
-            if (last) q = s.size();
-            const std::string line = s.substr(p, q - p);
-            if ((!first_line || first) && (blank || !line.empty())) out += pad;
-            out += line;
-            if (last) break;
-            out += '\n';
-            p = q + 1;
-            first_line = false;
-        }
-        return out;
-    }
-    if (n == "wordcount") return int64_t(split(to_str(in), Value::undefined(), -1).arr->size());
-    if (n == "center") {
-        const std::string s = to_str(in);
-        const int64_t w = a.has(0, "width") ? need_int(a.get(0, "width"), "center") : 80;
-        const int64_t len = int64_t(utf8_chars(s).size());
-        if (len >= w) return s;
-        const int64_t left = (w - len) / 2;
-        return std::string(size_t(left), ' ') + s + std::string(size_t(w - len - left), ' ');
+    return std::nullopt;
+}
+
+std::optional<Value> other_filter(const std::string& n, const Value& in, CallArgs& a) {
+    if (n == "safe") return in;
+    if (n == "default" || n == "d") {
+        const Value dflt = a.get(0, "default_value");
+        const bool boolean = a.get(1, "boolean").truthy();
+        if (in.is_undefined() || (boolean && !in.truthy())) return dflt.is_undefined() ? Value("") : dflt;
+        return in;
     }
     if (n == "attr") return get_attr(in, to_str(a.get(0, "name")));
-    fail(fmt::format("filter '{}' is not supported", n));
+    return std::nullopt;
+}
+
+}  // namespace
+
+Value apply_filter(const std::string& n, const Value& in, CallArgs& a) {
+    std::optional<Value> r = string_filter(n, in, a);
+    if (!r) r = number_filter(n, in, a);
+    if (!r) r = list_filter(n, in, a);
+    if (!r) r = other_filter(n, in, a);
+    if (!r) fail(fmt::format("filter '{}' is not supported", n));
+    budget_charge(value_copy_bytes(*r));
+    return std::move(*r);
 }
 
 void add_global_functions(Value& g) {
@@ -734,11 +808,17 @@ void add_global_functions(Value& g) {
             fail("range expects 1 to 3 arguments");
         }
         if (step == 0) fail("range: step must not be zero");
-        const int64_t n = step > 0 ? (stop > start ? (stop - start + step - 1) / step : 0)
-                                   : (start > stop ? (start - stop - step - 1) / -step : 0);
-        if (n > kMaxRange) fail(fmt::format("range of {} elements is too large", n));
+        // Element count in unsigned arithmetic: stop - start and the step may not fit an int64.
+        const uint64_t span = step > 0 ? (stop > start ? uint64_t(stop) - uint64_t(start) : 0)
+                                       : (start > stop ? uint64_t(start) - uint64_t(stop) : 0);
+        const uint64_t mag = step > 0 ? uint64_t(step) : uint64_t(0) - uint64_t(step);
+        const uint64_t count = span / mag + (span % mag != 0);
+        if (count > uint64_t(kMaxRange)) fail(fmt::format("range of {} elements is too large", count));
+        const int64_t n = int64_t(count);
         Array out;
-        for (int64_t k = 0; k < n; ++k) out.emplace_back(start + k * step);
+        // start + k * step modulo 2^64: exact whenever the element itself fits, which it does.
+        for (int64_t k = 0; k < n; ++k)
+            out.emplace_back(int64_t(uint64_t(start) + uint64_t(k) * uint64_t(step)));
         return Value(std::move(out));
     }));
     g.set("namespace", Value::function([](CallArgs& a) -> Value {

@@ -29,7 +29,4 @@ Array iterate(const Value& v);
 // range, namespace, dict, raise_exception, strftime_now.
 void add_global_functions(Value& globals);
 
-// UTF-8 code points of s, each as its own string.
-std::vector<std::string> utf8_chars(const std::string& s);
-
 }  // namespace moe::jinja

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "chat/jinja_value.h"
+#include "core/utf8.h"
 
 namespace moe::jinja {
 
@@ -27,24 +28,6 @@ namespace {
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
-}
 
 class Lexer {
 public:
@@ -266,7 +249,7 @@ private:
                             else throw JinjaError("bad escape in string", p);
                         }
                         if (cp > 0x10FFFF) throw JinjaError("bad escape in string", p);
-                        append_utf8(out, cp);
+                        utf8::append(out, cp);
                         p += n;
                         break;
                     }

@@ -1,5 +1,7 @@
 #include "chat/jinja_value.h"
 
+#include "chat/jinja_budget.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -156,8 +158,10 @@ void json_string(std::string& out, const std::string& s) {
 
 void json_rec(std::string& out, const Value& v, int indent, int level, int depth) {
     if (depth > 256) throw JinjaError("tojson: value nested too deeply");
+    budget_check_size(out.size(), "tojson output");
     auto newline = [&](int lvl) {
         if (indent < 0) return;
+        budget_check_size(out.size() + uint64_t(indent) * uint64_t(lvl), "tojson output");
         out += '\n';
         out.append(size_t(indent) * size_t(lvl), ' ');
     };
@@ -223,6 +227,7 @@ std::string str_rec(const Value& v, int depth) {
             for (size_t k = 0; k < v.arr->size(); ++k) {
                 if (k) out += ", ";
                 out += repr_rec((*v.arr)[k], depth + 1);
+                budget_check_size(out.size(), "printed list");
             }
             return out + "]";
         }
@@ -232,6 +237,7 @@ std::string str_rec(const Value& v, int depth) {
                 if (k) out += ", ";
                 out += py_quote(v.obj->items[k].first) + ": " +
                        repr_rec(v.obj->items[k].second, depth + 1);
+                budget_check_size(out.size(), "printed dict");
             }
             return out + (v.obj->is_namespace ? "}>" : "}");
         }
@@ -247,6 +253,17 @@ std::string repr_rec(const Value& v, int depth) {
 }
 
 }  // namespace
+
+uint64_t value_copy_bytes(const Value& v) {
+    if (v.is_string()) return v.s.size();
+    uint64_t n = 0;
+    if (v.is_array())
+        for (const Value& x : *v.arr) n += sizeof(Value) + (x.is_string() ? x.s.size() : 0);
+    if (v.is_object())
+        for (const auto& [k, x] : v.obj->items)
+            n += sizeof(std::pair<std::string, Value>) + k.size() + (x.is_string() ? x.s.size() : 0);
+    return n;
+}
 
 std::string to_str(const Value& v) { return str_rec(v, 0); }
 std::string to_repr(const Value& v) { return repr_rec(v, 0); }

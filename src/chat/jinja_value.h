@@ -84,6 +84,10 @@ struct CallArgs {
     bool has(size_t i, const std::string& name) const;
 };
 
+// Bytes a copy of v allocates: its string, or its list/dict slots and the strings directly in
+// them (nested lists and dicts are shared, not copied).
+uint64_t value_copy_bytes(const Value& v);
+
 // Python str(): what {{ v }} prints.
 std::string to_str(const Value& v);
 // Python repr() (strings quoted), used inside lists and dicts.

@@ -12,13 +12,16 @@
 namespace moe::cli {
 namespace {
 
+constexpr int kMaxBenchTokens = 32768;  // per test; the context is sized to -p + -n
+
 struct BenchArgs {
     std::string model, prompt = "512", gen = "128", threads = "0";
     int reps = 5, bw_mib = 1024;
     bool json = false, deterministic = false;
 };
 
-Result<std::vector<int>> int_list(const std::string& opt, const std::string& s) {
+// Each item in [0, max]: -p 100000 would otherwise size a context of that many tokens.
+Result<std::vector<int>> int_list(const std::string& opt, const std::string& s, int max) {
     std::vector<int> v;
     size_t i = 0;
     while (i <= s.size()) {
@@ -33,6 +36,7 @@ Result<std::vector<int>> int_list(const std::string& opt, const std::string& s) 
         }
         if (item.empty() || used != item.size() || x < 0)
             return make_error("{} '{}': expected a comma list of non-negative integers", opt, s);
+        if (x > max) return make_error("{} {} is over the limit of {}", opt, x, max);
         v.push_back(x);
         i = j + 1;
     }
@@ -42,14 +46,15 @@ Result<std::vector<int>> int_list(const std::string& opt, const std::string& s) 
 int run_bench_cmd(const BenchArgs& a) {
     BenchParams p;
     p.deterministic = a.deterministic;
-    auto pp = int_list("-p", a.prompt);
+    auto pp = int_list("-p", a.prompt, kMaxBenchTokens);
     if (!pp) return report(pp.message());
-    auto tg = int_list("-n", a.gen);
+    auto tg = int_list("-n", a.gen, kMaxBenchTokens);
     if (!tg) return report(tg.message());
-    auto th = int_list("-t", a.threads);
+    auto th = int_list("-t", a.threads, 4096);
     if (!th) return report(th.message());
-    if (a.reps < 1) return report(fmt::format("-r {} must be >= 1", a.reps));
-    if (a.bw_mib < 1) return report(fmt::format("--bw-mib {} must be >= 1", a.bw_mib));
+    if (a.reps < 1 || a.reps > 1000) return report(fmt::format("-r {} must be in [1, 1000]", a.reps));
+    if (a.bw_mib < 1 || a.bw_mib > 65536)
+        return report(fmt::format("--bw-mib {} must be in [1, 65536]", a.bw_mib));
     p.n_prompt = *pp, p.n_gen = *tg, p.threads = *th, p.reps = a.reps;
     p.bandwidth_bytes = uint64_t(a.bw_mib) << 20;
     auto model = load_model(a.model);

@@ -17,7 +17,9 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "models/model.h"
+#include "runtime/detokenizer.h"
 #include "runtime/generate.h"
+#include "runtime/stop_strings.h"
 
 namespace moe::cli {
 namespace {
@@ -71,20 +73,8 @@ std::string trim_ws(const std::string& s) {
     return s.substr(a, b - a);
 }
 
-// Length of the longest tail of `text` that is a proper prefix of a stop string: that much is
-// held back from the terminal until it is known not to start a stop string.
-size_t stop_holdback(std::string_view text, const std::vector<std::string>& stops) {
-    size_t hold = 0;
-    for (const auto& st : stops)
-        for (size_t n = std::min(st.size() - 1, text.size()); n > hold; --n)
-            if (text.substr(text.size() - n) == std::string_view(st).substr(0, n)) {
-                hold = n;
-                break;
-            }
-    return hold;
-}
-
 int run_chat(ChatArgs a) {
+    if (auto ok = a.sp.validate(); !ok) return report(ok.message());
     if (a.model.empty()) a.model = default_model_path();
     auto model = load_model(a.model);
     if (!model) return report(model.message());
@@ -176,34 +166,25 @@ int run_chat(ChatArgs a) {
         for (int32_t t : suffix) sampler.accept(t);
 
         std::vector<int32_t> reply;
-        std::string emitted, final_text;
-        bool stopped = false;
+        std::string final_text;  // the reply as shown, kept in the conversation
+        auto show = [&](const std::string& piece) {
+            if (piece.empty()) return;
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+            final_text += piece;
+        };
+        // The reply decodes on its own (as the conversation stores it), not after the prompt.
+        IncrementalDecoder detok(tk, {});
+        StopMatcher stop(stops);
         const double t1 = now_seconds();
         for (int i = 0; i < a.n_predict && !g_interrupted.load(); ++i) {
             if (int(cached.size()) >= s.n_ctx()) break;
             const int32_t next = sampler.sample(logits->data(), n_vocab);
-            sampler.accept(next);
+            sampler.accept_generated(next);
             if (!a.ignore_eos && tk.is_eog(next)) break;
             reply.push_back(next);
-            const std::string text = tk.decode(reply, /*skip_special=*/false);
-            size_t upto = complete_utf8_prefix(text);
-            for (const auto& st : stops) {
-                const size_t q = text.find(st);
-                if (q != std::string::npos && q < upto) {
-                    upto = q;
-                    stopped = true;
-                }
-            }
-            final_text = text.substr(0, upto);
-            const size_t safe =
-                stopped ? upto
-                        : upto - stop_holdback(std::string_view(text).substr(0, upto), stops);
-            if (safe > emitted.size() && text.compare(0, emitted.size(), emitted) == 0) {
-                std::fwrite(text.data() + emitted.size(), 1, safe - emitted.size(), stdout);
-                std::fflush(stdout);
-                emitted = text.substr(0, safe);
-            }
-            if (stopped) break;
+            show(stop.push(detok.push(next)));
+            if (stop.stopped()) break;
             const int32_t one[1] = {next};
             auto lg = eval_at(s, one, int(cached.size()));
             if (!lg) {
@@ -213,13 +194,11 @@ int run_chat(ChatArgs a) {
             cached.push_back(next);
             logits = std::move(lg);
         }
+        show(stop.push(detok.flush()));
+        show(stop.flush());
         const double t_gen = now_seconds() - t1;
         const bool interrupted = g_interrupted.load();
         g_generating.store(false);
-        if (final_text.size() > emitted.size() &&
-            final_text.compare(0, emitted.size(), emitted) == 0)
-            std::fwrite(final_text.data() + emitted.size(), 1, final_text.size() - emitted.size(),
-                        stdout);
         std::fputs("\n", stdout);
         std::fflush(stdout);
         if (interrupted) fmt::print(stderr, "[reply stopped]\n");
@@ -246,7 +225,8 @@ void register_chat_command(CLI::App& app, int& exit_code) {
         ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating past end-of-generation tokens");
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
-    cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)");
+    cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)")
+        ->check(kContextRange);
     add_sampling_options(cmd, a->sp);
     cmd->callback([a, &exit_code] { exit_code = run_chat(*a); });
 }

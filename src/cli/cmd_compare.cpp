@@ -4,12 +4,15 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "analysis/compare.h"
 #include "analysis/params.h"
 #include "analysis/routing_report.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/sysinfo.h"
+#include "core/input_file.h"
 
 namespace moe::cli {
 namespace {
@@ -22,8 +25,8 @@ struct CompareArgs {
 };
 
 Result<std::vector<std::string>> read_prompts(const std::string& path) {
-    std::ifstream f(path);
-    if (!f) return make_error("cannot open the prompts file '{}'", path);
+    MOE_TRY(const std::string text, read_input_file(path, uint64_t(16) << 20));
+    std::istringstream f(text);
     std::vector<std::string> out;
     std::string line;
     while (std::getline(f, line)) {
@@ -90,16 +93,16 @@ void register_compare_command(CLI::App& app, int& exit_code) {
                     "prompts, one per line (default: three built in)");
     cmd->add_option("-o,--output", a->output, "report path without extension (default: report)");
     cmd->add_option("-n,--n-predict", a->o.n_predict, "tokens generated per prompt")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(0, 1 << 16));
     cmd->add_option("-t,--threads", a->o.n_threads, "threads (default: all cores)");
     cmd->add_option("--text", a->text, "perplexity text (default: data/eval-kjv.txt)");
     cmd->add_option("--ppl-ctx", a->o.ppl_ctx, "perplexity window in tokens")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(1, 1 << 16));
     cmd->add_option("--ppl-windows", a->o.ppl_windows,
                     "perplexity windows (default: the whole text)")
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--bench-tokens", a->o.bench_tokens, "tokens of the prompt-speed batch")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(1, 1 << 15));
     cmd->add_flag("--no-isolate", a->no_isolate, "measure both models in this process");
     cmd->callback([a, &exit_code] { exit_code = run_compare(*a); });
 }

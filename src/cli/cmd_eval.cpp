@@ -15,6 +15,7 @@
 #include "analysis/perplexity.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/input_file.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,13 +30,7 @@ struct EvalArgs {
 };
 
 Result<std::string> read_text(const std::string& path) {
-    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-    if (!f) return make_error("cannot read '{}': {}", path, std::strerror(errno));
-    std::string out;
-    char buf[1 << 16];
-    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f.get())) > 0;) out.append(buf, n);
-    if (std::ferror(f.get())) return make_error("cannot read '{}'", path);
-    return out;
+    return read_input_file(path);  // a regular file, capped: -f /dev/zero must not run forever
 }
 
 // The two models must share a vocabulary: same size and, where both list them, same tokens.
@@ -223,12 +218,14 @@ void register_eval_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
     cmd->add_option("-f,--file", a->file, "text file (read as raw bytes)")->required();
-    cmd->add_option("-c,--ctx", a->n_ctx, "window length in tokens (default 512)");
+    cmd->add_option("-c,--ctx", a->n_ctx, "window length in tokens (default 512)")
+        ->check(kContextRange);
     cmd->add_option("--stride", a->stride,
                     "overlapping windows every S tokens, scoring each window's last S");
     cmd->add_option("--ref", a->ref, "reference model with the same vocabulary (e.g. the f16)");
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
-    cmd->add_option("--chunks", a->chunks, "evaluate at most this many windows (default all)");
+    cmd->add_option("--chunks", a->chunks, "evaluate at most this many windows (default all)")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--b1-chunks", a->b1_chunks,
                     "windows also evaluated token by token for routing variance (default 1, "
                     "-1 all, 0 none)");

@@ -3,16 +3,18 @@
 // weights + KV cache fit in this machine's RAM or a given amount of VRAM. `--json` prints one
 // object with `total_params` and `active_params` (external checks read these names).
 #include <fmt/core.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
 #include "analysis/params.h"
+#include "analysis/provenance.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/sysinfo.h"
 #include "formats/metadata_source.h"
 #include "models/model.h"
 #include "models/presets.h"
@@ -54,6 +56,7 @@ struct Inspected {
     std::string source, format, storage;
     uint64_t file_bytes = 0;
     const Preset* preset = nullptr;
+    std::optional<Provenance> provenance;  // files only
 };
 
 Result<Inspected> inspect_file(const std::string& path) {
@@ -72,6 +75,7 @@ Result<Inspected> inspect_file(const std::string& path) {
     r.format = src->format();
     r.file_bytes = src->file_bytes();
     r.storage = "as stored";
+    r.provenance = read_provenance(*src);
     return r;
 }
 
@@ -89,10 +93,10 @@ Result<Inspected> inspect_preset(const std::string& name, const std::string& typ
         policy = StoragePolicy{*t, std::nullopt};
         r.storage = std::string(dtype_name(*t));
     } else {
-        r.storage = fmt::format("published: {}{}", dtype_name(policy.matrix_type),
-                                policy.expert_type ? fmt::format(", routed experts {}",
-                                                                 dtype_name(*policy.expert_type))
-                                                   : std::string());
+        r.storage = fmt::format(
+            "published: {}{}", dtype_name(policy.matrix_type),
+            policy.expert_type ? fmt::format(", routed experts {}", dtype_name(*policy.expert_type))
+                               : std::string());
     }
     MOE_TRY(r.params, count_planned_params(*r.model, p->tied_embeddings, policy));
     r.source = "preset:" + p->name;
@@ -109,115 +113,123 @@ nlohmann::json fit_json(const Fit& f, uint64_t capacity) {
     return {{"fits", f.fits}, {"capacity_bytes", capacity}, {"margin_bytes", f.margin}};
 }
 
-int run_inspect(const InspectArgs& a) {
-    if (a.model.empty() == a.like.empty())
-        return report("give either a MODEL (GGUF file or HF folder) or --like PRESET");
-    if (!a.type.empty() && a.like.empty())
-        return report("--type applies to --like presets; a file's types are read from it");
-    if (a.n_ctx < 0) return report("-c must be >= 0");
-    auto res = a.like.empty() ? inspect_file(a.model) : inspect_preset(a.like, a.type);
-    if (!res) return report(res.message());
-    const Inspected& in = *res;
+// Weights + KV cache at the requested context against this machine's RAM and --vram.
+struct Memory {
+    uint64_t kv_tok = 0, kv = 0, resident = 0, vram_bytes = 0;
+    std::optional<MemInfo> mem;
+    Fit ram_total, ram_avail, vram;
+};
+
+Memory estimate_memory(const InspectArgs& a, const Inspected& in) {
+    Memory m;
+    const ModelConfig& c = in.model->config;
+    m.kv_tok = kv_bytes_per_token(c);
+    m.kv = kv_cache_bytes(c, a.n_ctx);
+    m.resident = in.params.weight_bytes + m.kv;
+    m.mem = read_meminfo();
+    if (m.mem) {
+        m.ram_total = {m.resident <= m.mem->total, double(m.mem->total) - double(m.resident)};
+        m.ram_avail = {m.resident <= m.mem->available,
+                       double(m.mem->available) - double(m.resident)};
+    }
+    m.vram_bytes = a.vram_gib > 0 ? uint64_t(a.vram_gib * kGiB) : 0;
+    if (a.vram_gib > 0)
+        m.vram = {m.resident <= m.vram_bytes, double(m.vram_bytes) - double(m.resident)};
+    return m;
+}
+
+void print_json(const InspectArgs& a, const Inspected& in, const Memory& mm) {
     const ModelConfig& c = in.model->config;
     const ParamReport& pr = in.params;
-
     const int n_moe = c.n_moe_layers(), n_dense = c.n_layer - n_moe;
-    const uint64_t kv_tok = kv_bytes_per_token(c), kv = kv_cache_bytes(c, a.n_ctx);
-    const uint64_t resident = pr.weight_bytes + kv;
-    const auto mem = read_meminfo();
-    Fit ram_total, ram_avail, vram;
+    const uint64_t kv_tok = mm.kv_tok, kv = mm.kv, resident = mm.resident;
+    const auto& mem = mm.mem;
+    const auto &ram_total = mm.ram_total, &ram_avail = mm.ram_avail, &vram = mm.vram;
+    const uint64_t vram_bytes = mm.vram_bytes;
+    nlohmann::json j;
+    j["source"] = in.source;
+    j["format"] = in.format;
+    j["name"] = c.name;
+    j["architecture"] = c.arch;
+    j["family"] = c.family;
+    j["n_layer"] = c.n_layer;
+    j["n_moe_layers"] = n_moe;
+    j["n_dense_layers"] = n_dense;
+    j["n_embd"] = c.n_embd;
+    j["n_vocab"] = c.n_vocab;
+    j["n_expert"] = c.moe.n_expert;
+    j["n_expert_used"] = c.moe.n_expert_used;
+    j["n_ff_exp"] = c.moe.n_ff_exp;
+    j["n_ff_shexp"] = c.moe.n_ff_shexp;
+    j["n_ff"] = c.n_ff;
+    j["total_params"] = pr.total;
+    j["active_params"] = pr.active();
+    j["active_params_incl_embd"] = pr.active_incl_embd;
+    j["active_params_excl_embd"] = pr.active_excl_embd;
+    j["headline_convention"] = pr.headline_includes_embd ? "incl_embd" : "excl_embd";
+    j["tied_embeddings"] = pr.tied_embeddings;
+    nlohmann::json br = nlohmann::json::object();
+    for (int i = 0; i < kParamRoles; ++i) {
+        const auto& rc = pr.roles[size_t(i)];
+        br[std::string(role_key(ParamRole(i)))] = {
+            {"total", rc.total}, {"active", rc.active}, {"bytes", rc.bytes}};
+    }
+    j["breakdown"] = br;
+    nlohmann::json types = nlohmann::json::array();
+    for (const auto& t : pr.types)
+        types.push_back({{"type", std::string(dtype_name(t.dtype))},
+                         {"tensors", t.n_tensors},
+                         {"params", t.numel},
+                         {"bytes", t.bytes},
+                         {"bits_per_weight", t.bits_per_weight()}});
+    j["types"] = types;
+    j["storage"] = in.storage;
+    j["weight_bytes"] = pr.weight_bytes;
+    j["bits_per_weight"] = pr.bits_per_weight();
+    if (in.format != "preset") j["file_bytes"] = in.file_bytes;
+    nlohmann::json m;
+    m["n_ctx"] = a.n_ctx;
+    m["kv_bytes_per_token"] = kv_tok;
+    m["kv_bytes"] = kv;
+    m["weights_bytes"] = pr.weight_bytes;
+    m["resident_bytes"] = resident;
     if (mem) {
-        ram_total = {resident <= mem->total, double(mem->total) - double(resident)};
-        ram_avail = {resident <= mem->available, double(mem->available) - double(resident)};
+        m["ram_total"] = fit_json(ram_total, mem->total);
+        m["ram_available"] = fit_json(ram_avail, mem->available);
     }
-    const uint64_t vram_bytes = a.vram_gib > 0 ? uint64_t(a.vram_gib * kGiB) : 0;
-    if (a.vram_gib > 0) vram = {resident <= vram_bytes, double(vram_bytes) - double(resident)};
-    const std::string headline = pr.headline_includes_embd
-                                     ? "embedding table counted as active"
-                                     : "embedding lookup not counted as active";
-
-    if (a.json) {
-        nlohmann::json j;
-        j["source"] = in.source;
-        j["format"] = in.format;
-        j["name"] = c.name;
-        j["architecture"] = c.arch;
-        j["family"] = c.family;
-        j["n_layer"] = c.n_layer;
-        j["n_moe_layers"] = n_moe;
-        j["n_dense_layers"] = n_dense;
-        j["n_embd"] = c.n_embd;
-        j["n_vocab"] = c.n_vocab;
-        j["n_expert"] = c.moe.n_expert;
-        j["n_expert_used"] = c.moe.n_expert_used;
-        j["n_ff_exp"] = c.moe.n_ff_exp;
-        j["n_ff_shexp"] = c.moe.n_ff_shexp;
-        j["n_ff"] = c.n_ff;
-        j["total_params"] = pr.total;
-        j["active_params"] = pr.active();
-        j["active_params_incl_embd"] = pr.active_incl_embd;
-        j["active_params_excl_embd"] = pr.active_excl_embd;
-        j["headline_convention"] = pr.headline_includes_embd ? "incl_embd" : "excl_embd";
-        j["tied_embeddings"] = pr.tied_embeddings;
-        nlohmann::json br = nlohmann::json::object();
-        for (int i = 0; i < kParamRoles; ++i) {
-            const auto& rc = pr.roles[size_t(i)];
-            br[std::string(role_key(ParamRole(i)))] = {
-                {"total", rc.total}, {"active", rc.active}, {"bytes", rc.bytes}};
-        }
-        j["breakdown"] = br;
-        nlohmann::json types = nlohmann::json::array();
-        for (const auto& t : pr.types)
-            types.push_back({{"type", std::string(dtype_name(t.dtype))},
-                             {"tensors", t.n_tensors},
-                             {"params", t.numel},
-                             {"bytes", t.bytes},
-                             {"bits_per_weight", t.bits_per_weight()}});
-        j["types"] = types;
-        j["storage"] = in.storage;
-        j["weight_bytes"] = pr.weight_bytes;
-        j["bits_per_weight"] = pr.bits_per_weight();
-        if (in.format != "preset") j["file_bytes"] = in.file_bytes;
-        nlohmann::json m;
-        m["n_ctx"] = a.n_ctx;
-        m["kv_bytes_per_token"] = kv_tok;
-        m["kv_bytes"] = kv;
-        m["weights_bytes"] = pr.weight_bytes;
-        m["resident_bytes"] = resident;
-        if (mem) {
-            m["ram_total"] = fit_json(ram_total, mem->total);
-            m["ram_available"] = fit_json(ram_avail, mem->available);
-        }
-        if (a.vram_gib > 0) m["vram"] = fit_json(vram, vram_bytes);
-        j["memory"] = m;
-        if (in.preset) {
-            j["preset"] = in.preset->name;
-            j["hf_repo"] = in.preset->hf_repo;
-            j["published_total_b"] = in.preset->published_total_b;
-            j["published_active_b"] = in.preset->published_active_b;
-        }
-        if (a.tensors) {
-            nlohmann::json ts = nlohmann::json::array();
-            for (const auto& t : pr.tensors)
-                ts.push_back({{"name", t.name},
-                              {"shape", t.shape.str()},
-                              {"type", std::string(dtype_name(t.dtype))},
-                              {"params", t.numel},
-                              {"bytes", t.bytes},
-                              {"role", std::string(role_key(t.role))}});
-            j["tensors"] = ts;
-        }
-        fmt::print("{}\n", j.dump(2));
-        return 0;
+    if (a.vram_gib > 0) m["vram"] = fit_json(vram, vram_bytes);
+    j["memory"] = m;
+    if (in.preset) {
+        j["preset"] = in.preset->name;
+        j["hf_repo"] = in.preset->hf_repo;
+        j["published_total_b"] = in.preset->published_total_b;
+        j["published_active_b"] = in.preset->published_active_b;
     }
+    if (a.tensors) {
+        nlohmann::json ts = nlohmann::json::array();
+        for (const auto& t : pr.tensors)
+            ts.push_back({{"name", t.name},
+                          {"shape", t.shape.str()},
+                          {"type", std::string(dtype_name(t.dtype))},
+                          {"params", t.numel},
+                          {"bytes", t.bytes},
+                          {"role", std::string(role_key(t.role))}});
+        j["tensors"] = ts;
+    }
+    if (in.provenance) j["provenance"] = provenance_json(*in.provenance);
+    fmt::print("{}\n", j.dump(2));
+}
 
+void print_architecture(const Inspected& in) {
+    const ModelConfig& c = in.model->config;
+    const int n_moe = c.n_moe_layers(), n_dense = c.n_layer - n_moe;
     fmt::print("model          {}{}\n", c.name.empty() ? in.source : c.name,
                in.preset ? fmt::format("  [preset {}, {}]", in.preset->name, in.preset->hf_repo)
                          : fmt::format("  [{}]", in.source));
     fmt::print("architecture   {} (family {}){}\n", c.arch, c.family,
-               c.use_mla ? fmt::format(", MLA kv_lora {} + rope {}", c.mla.kv_lora_rank,
-                                       c.mla.qk_rope)
-                         : std::string());
+               c.use_mla
+                   ? fmt::format(", MLA kv_lora {} + rope {}", c.mla.kv_lora_rank, c.mla.qk_rope)
+                   : std::string());
     fmt::print("layers         {} ({} MoE, {} dense)\n", c.n_layer, n_moe, n_dense);
     if (c.moe.n_expert > 0) {
         fmt::print("experts        {} routed, top-{}, expert FFN {}\n", c.moe.n_expert,
@@ -225,8 +237,9 @@ int run_inspect(const InspectArgs& a) {
         if (c.moe.n_ff_shexp > 0) {
             const bool whole = c.moe.n_ff_exp > 0 && c.moe.n_ff_shexp % c.moe.n_ff_exp == 0;
             fmt::print("shared experts FFN {}{}\n", c.moe.n_ff_shexp,
-                       whole ? fmt::format(" (= {} x expert FFN)", c.moe.n_ff_shexp / c.moe.n_ff_exp)
-                             : std::string());
+                       whole
+                           ? fmt::format(" (= {} x expert FFN)", c.moe.n_ff_shexp / c.moe.n_ff_exp)
+                           : std::string());
         } else {
             fmt::print("shared experts none\n");
         }
@@ -236,7 +249,14 @@ int run_inspect(const InspectArgs& a) {
     if (n_dense > 0 && c.n_ff > 0) fmt::print("dense FFN      {}\n", c.n_ff);
     fmt::print("embedding      {}, vocab {}, training context {}\n", c.n_embd, c.n_vocab,
                c.n_ctx_train);
+}
 
+void print_params(const Inspected& in) {
+    const ModelConfig& c = in.model->config;
+    const ParamReport& pr = in.params;
+    const std::string headline = pr.headline_includes_embd
+                                     ? "embedding table counted as active"
+                                     : "embedding lookup not counted as active";
     // Two active columns, one per embedding convention; '*' marks the headline.
     const char* mark_in = pr.headline_includes_embd ? "*" : " ";
     const char* mark_ex = pr.headline_includes_embd ? " " : "*";
@@ -265,51 +285,89 @@ int run_inspect(const InspectArgs& a) {
     if (in.preset && in.preset->published_total_b > 0) {
         const double pt = in.preset->published_total_b * 1e9,
                      pa = in.preset->published_active_b * 1e9;
-        fmt::print("published: {:g}B total / {:g}B active; ours {} / {} (incl. embd {}, excl. "
-                   "{})\n",
-                   in.preset->published_total_b, in.preset->published_active_b,
-                   pct_diff(double(pr.total), pt), pct_diff(double(pr.active()), pa),
-                   pct_diff(double(pr.active_incl_embd), pa),
-                   pct_diff(double(pr.active_excl_embd), pa));
+        fmt::print(
+            "published: {:g}B total / {:g}B active; ours {} / {} (incl. embd {}, excl. "
+            "{})\n",
+            in.preset->published_total_b, in.preset->published_active_b,
+            pct_diff(double(pr.total), pt), pct_diff(double(pr.active()), pa),
+            pct_diff(double(pr.active_incl_embd), pa), pct_diff(double(pr.active_excl_embd), pa));
     }
+}
 
+void print_storage(const Inspected& in) {
+    const ParamReport& pr = in.params;
     fmt::print("\nstorage ({})\n", in.storage);
     fmt::print("  {:<8} {:>8} {:>10} {:>12} {:>12}\n", "type", "tensors", "params", "size",
                "bits/weight");
     for (const auto& t : pr.types)
         fmt::print("  {:<8} {:>8} {:>10} {:>12} {:>12.3f}\n", dtype_name(t.dtype), t.n_tensors,
                    human(t.numel), gib(t.bytes), t.bits_per_weight());
-    fmt::print("  {:<8} {:>8} {:>10} {:>12} {:>12.3f}\n", "all", pr.tensors.size(),
-               human(pr.total), gib(pr.weight_bytes), pr.bits_per_weight());
+    fmt::print("  {:<8} {:>8} {:>10} {:>12} {:>12.3f}\n", "all", pr.tensors.size(), human(pr.total),
+               gib(pr.weight_bytes), pr.bits_per_weight());
     if (in.format != "preset")
         fmt::print("  on disk: {} ({} bytes)\n", gib(in.file_bytes), in.file_bytes);
+}
 
+void print_memory(const InspectArgs& a, const Inspected& in, const Memory& mm) {
+    const ParamReport& pr = in.params;
+    const uint64_t kv_tok = mm.kv_tok, kv = mm.kv, resident = mm.resident;
+    const auto& mem = mm.mem;
+    const auto &ram_total = mm.ram_total, &ram_avail = mm.ram_avail, &vram = mm.vram;
     fmt::print("\nresident memory at -c {} (one sequence)\n", a.n_ctx);
     fmt::print("  weights     {}\n", gib(pr.weight_bytes));
     fmt::print("  KV cache    {}  (f32, {:.1f} KiB per token)\n", gib(kv), double(kv_tok) / 1024.0);
     fmt::print("  total       {}  (activation buffers not counted)\n", gib(resident));
     if (mem) {
-        fmt::print("  this machine's RAM: {} total, {} available -> {} (margin {:+.2f} GiB of "
-                   "total, {:+.2f} GiB of available)\n",
-                   gib(mem->total), gib(mem->available),
-                   ram_avail.fits   ? "fits"
-                   : ram_total.fits ? "fits in total RAM but not in what is available now"
-                                    : "does NOT fit",
-                   ram_total.margin / kGiB, ram_avail.margin / kGiB);
+        fmt::print(
+            "  this machine's RAM: {} total, {} available -> {} (margin {:+.2f} GiB of "
+            "total, {:+.2f} GiB of available)\n",
+            gib(mem->total), gib(mem->available),
+            ram_avail.fits   ? "fits"
+            : ram_total.fits ? "fits in total RAM but not in what is available now"
+                             : "does NOT fit",
+            ram_total.margin / kGiB, ram_avail.margin / kGiB);
     } else {
         fmt::print("  this machine's RAM: unknown (cannot read /proc/meminfo)\n");
     }
     if (a.vram_gib > 0)
         fmt::print("  --vram {:g} GiB -> {} (margin {:+.2f} GiB)\n", a.vram_gib,
                    vram.fits ? "fits" : "does NOT fit", vram.margin / kGiB);
+}
 
-    if (a.tensors) {
-        fmt::print("\n{:<40} {:<22} {:<8} {:>10} {}\n", "tensor", "shape", "type", "params",
-                   "role");
-        for (const auto& t : pr.tensors)
-            fmt::print("{:<40} {:<22} {:<8} {:>10} {}\n", t.name, t.shape.str(),
-                       dtype_name(t.dtype), t.numel, role_name(t.role));
+void print_provenance(const Inspected& in) {
+    if (!in.provenance) return;
+    fmt::print("\nlicence and provenance (from the file's metadata)\n");
+    for (const auto& line : provenance_lines(*in.provenance)) fmt::print("{}\n", line);
+}
+
+void print_tensors(const Inspected& in) {
+    const ParamReport& pr = in.params;
+    fmt::print("\n{:<40} {:<22} {:<8} {:>10} {}\n", "tensor", "shape", "type", "params", "role");
+    for (const auto& t : pr.tensors)
+        fmt::print("{:<40} {:<22} {:<8} {:>10} {}\n", t.name, t.shape.str(), dtype_name(t.dtype),
+                   t.numel, role_name(t.role));
+}
+
+int run_inspect(const InspectArgs& a) {
+    if (a.model.empty() == a.like.empty())
+        return report("give either a MODEL (GGUF file or HF folder) or --like PRESET");
+    if (!a.type.empty() && a.like.empty())
+        return report("--type applies to --like presets; a file's types are read from it");
+    if (a.n_ctx < 0) return report("-c must be >= 0");
+    auto res = a.like.empty() ? inspect_file(a.model) : inspect_preset(a.like, a.type);
+    if (!res) return report(res.message());
+    const Inspected& in = *res;
+    const Memory mem = estimate_memory(a, in);
+    if (a.json) {
+        print_json(a, in, mem);
+        return 0;
     }
+    print_architecture(in);
+    print_params(in);
+    print_storage(in);
+    print_memory(a, in, mem);
+    print_provenance(in);
+    if (a.tensors) print_tensors(in);
     return 0;
 }
 
@@ -324,8 +382,10 @@ void register_inspect_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--type", a->type,
                     "with --like: store matrices as this type (bf16, f16, q8_0, q4_K, ...); "
                     "default: the published checkpoint's");
-    cmd->add_option("-c,--ctx", a->n_ctx, "context length for the KV-cache estimate (default 4096)");
-    cmd->add_option("--vram", a->vram_gib, "also say whether it fits in this many GiB");
+    cmd->add_option("-c,--ctx", a->n_ctx, "context length for the KV-cache estimate (default 4096)")
+        ->check(kContextRange);
+    cmd->add_option("--vram", a->vram_gib, "also say whether it fits in this many GiB")
+        ->check(finite_in(0, 1 << 20));
     cmd->add_flag("--json", a->json, "print one JSON object");
     cmd->add_flag("--tensors", a->tensors, "also list every tensor with its role");
     cmd->callback([a, &exit_code] { exit_code = run_inspect(*a); });

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/atomic_file.h"
 #include "formats/override_source.h"
 #include "models/model.h"
 #include "runtime/session.h"
@@ -20,11 +21,8 @@ struct LogitsArgs {
 };
 
 Result<void> write_f32(const std::string& path, const std::vector<float>& v) {
-    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
-    if (!f) return make_error("cannot write '{}'", path);
-    if (!v.empty() && std::fwrite(v.data(), sizeof(float), v.size(), f.get()) != v.size())
-        return make_error("short write to '{}'", path);
-    return {};
+    return write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(v.data()),
+                                                    v.size() * sizeof(float)));
 }
 
 int run_logits(const LogitsArgs& a) {

@@ -21,6 +21,7 @@ struct RunArgs {
 };
 
 int run_generate(RunArgs a) {
+    if (auto ok = a.sp.validate(); !ok) return report(ok.message());
     if (a.model.empty()) a.model = default_model_path();
     const double t0 = now_seconds();
     auto src = open_model_source(a.model, a.overrides);
@@ -87,7 +88,8 @@ void register_run_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
-    cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)");
+    cmd->add_option("-c,--ctx-size", a->ctx, "context size (default: model's, max 4096)")
+        ->check(kContextRange);
     cmd->add_option("--override-kv", a->overrides,
                     "override metadata: KEY=TYPE:VALUE (int|float|bool|str)");
     add_sampling_options(cmd, a->sp);

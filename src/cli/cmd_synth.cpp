@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <unistd.h>
 
@@ -16,7 +17,8 @@ namespace {
 
 struct SynthArgs {
     std::string like, type = "q4_k_m", out;
-    int layers = 0, threads = 0;
+    std::optional<int> layers;  // unset: the model's; 0 is refused, not "the model's"
+    int threads = 0;
     uint64_t seed = 1;
     bool quiet = false;
 };
@@ -34,8 +36,8 @@ int run_synth(const SynthArgs& a) {
     if (!ft)
         return report(fmt::format("unknown type '{}' (known: {})", a.type, synth_file_type_names()));
     Preset p = *base;
-    if (a.layers != 0) {
-        auto r = preset_with_layers(*base, a.layers);
+    if (a.layers) {
+        auto r = preset_with_layers(*base, *a.layers);
         if (!r) return report(r.message());
         p = std::move(*r);
     }

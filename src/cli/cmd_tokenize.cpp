@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "core/input_file.h"
 #include "formats/model_source.h"
 #include "tokenizer/tokenizer.h"
 
@@ -23,23 +24,14 @@ struct TokenizeOptions {
     bool special = false;
 };
 
-// Reads a whole file as raw bytes; false (with errno set) when it cannot be opened or read.
-bool read_file(const std::string& path, std::string& out) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) return false;
-    char buf[1 << 16];
-    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) out.append(buf, n);
-    const bool ok = !std::ferror(f);
-    std::fclose(f);
-    return ok;
-}
-
 int run_tokenize(const TokenizeOptions& opt) {
-    std::string text;
-    if (!read_file(opt.file, text)) {
-        fmt::print(stderr, "error: cannot read '{}': {}\n", opt.file, std::strerror(errno));
+    // A regular file of at most 64 MiB: /dev/zero or a FIFO would never end.
+    auto text_r = read_input_file(opt.file, uint64_t(64) << 20);
+    if (!text_r) {
+        fmt::print(stderr, "error: {}\n", text_r.message());
         return 1;
     }
+    const std::string& text = *text_r;
     auto src = open_model_source(opt.model);
     if (!src) {
         fmt::print(stderr, "error: {}\n", src.message());
@@ -57,8 +49,11 @@ int run_tokenize(const TokenizeOptions& opt) {
         line += std::to_string(ids[i]);
     }
     line += '\n';
-    std::fwrite(line.data(), 1, line.size(), stdout);
-    return std::fflush(stdout) == 0 ? 0 : 1;
+    if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size() || std::fflush(stdout) != 0) {
+        fmt::print(stderr, "error: cannot write the token ids: {}\n", std::strerror(errno));
+        return 1;
+    }
+    return 0;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #endif
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -78,6 +79,22 @@ void add_sampling_options(CLI::App* cmd, SamplerParams& sp) {
     cmd->add_option("--min-p", sp.min_p, "min-p (0 = off)");
     cmd->add_option("--repeat-penalty", sp.repeat_penalty, "repetition penalty (1 = off)");
     cmd->add_option("--repeat-last-n", sp.repeat_last_n, "tokens the penalty looks back at");
+    cmd->add_option("--presence-penalty", sp.presence_penalty,
+                    "subtracted from tokens already generated (0 = off)");
+    cmd->add_option("--frequency-penalty", sp.frequency_penalty,
+                    "subtracted per time a token was generated (0 = off)");
+}
+
+CLI::Validator finite_in(double lo, double hi) {
+    return CLI::Validator(
+        [lo, hi](std::string& s) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(s.c_str(), &end);
+            if (s.empty() || *end != '\0' || !std::isfinite(v) || v < lo || v > hi)
+                return fmt::format("'{}' is not a finite number in [{}, {}]", s, lo, hi);
+            return {};
+        },
+        fmt::format("FLOAT in [{} - {}]", lo, hi));
 }
 
 double now_seconds() {

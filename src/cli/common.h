@@ -35,6 +35,10 @@ void add_weight_memory_options(CLI::App* cmd);
 // pages (measured: pp128 on OLMoE shapes 50 -> 78 t/s once they are reused). This keeps such
 // blocks in the heap and does not trim it back after each pass.
 void keep_activation_buffers_in_heap();
+// A CLI11 check that a number is finite and in [lo, hi] (CLI::Range lets NaN through).
+CLI::Validator finite_in(double lo, double hi);
+// Context lengths: a non-negative token count up to 2^24 (the memory check is the session's).
+inline const CLI::Range kContextRange(0, 1 << 24);
 
 // Seconds since an arbitrary epoch (monotonic).
 double now_seconds();

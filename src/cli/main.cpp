@@ -1,5 +1,10 @@
 // moeinfer: the command-line entry point. Subcommands live in cmd_*.cpp.
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -8,6 +13,10 @@ int main(int argc, char** argv) {
     moe::cli::keep_activation_buffers_in_heap();
     CLI::App app{"moeinfer: Mixture-of-Experts inference engine"};
     app.require_subcommand(1);
+    // Bad options end like every other failure: one `error:` line.
+    app.failure_message([](const CLI::App*, const CLI::Error& e) {
+        return std::string("error: ") + e.what() + "\n";
+    });
     int exit_code = 0;
     moe::cli::register_chat_command(app, exit_code);
     moe::cli::register_compare_command(app, exit_code);
@@ -19,10 +28,22 @@ int main(int argc, char** argv) {
     moe::cli::register_tokenize_command(app, exit_code);
     moe::cli::register_synth_command(app, exit_code);
     moe::cli::register_bench_command(app, exit_code);
+    moe::cli::register_serve_command(app, exit_code);
+    // llama.cpp spells serve's slot count "-np"; CLI11 short options are one letter.
+    std::vector<std::string> args(argv + 1, argv + argc);
+    for (auto& a : args)
+        if (a == "-np") a = "--parallel";
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
     try {
-        app.parse(argc, argv);
+        app.parse(args);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
+    }
+    // Output lost on a full device or a closed pipe is a failure, not exit 0.
+    const bool lost = std::fflush(stdout) != 0 || std::ferror(stdout);
+    if (lost && exit_code == 0) {  // a failed command has already said why
+        std::fprintf(stderr, "error: cannot write the output: %s\n", std::strerror(errno));
+        return 1;
     }
     return exit_code;
 }

@@ -9,11 +9,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "core/sysinfo.h"
 
 namespace moe {
 namespace {
@@ -21,21 +22,14 @@ namespace {
 std::atomic<WeightMemory> g_weight_memory{WeightMemory::Auto};
 
 constexpr size_t kHugePage = size_t(2) << 20;
-constexpr size_t kLoadMinBytes = size_t(64) << 20;
-
-// MemAvailable from /proc/meminfo in bytes (0 if unknown).
-size_t mem_available() {
-    FILE* f = std::fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    size_t kb = 0;
-    while (std::fgets(line, sizeof line, f))
-        if (std::sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
-    std::fclose(f);
-    return kb * 1024;
-}
+constexpr uint64_t kLoadMinBytes = uint64_t(64) << 20;
 
 }  // namespace
+
+WeightMemory choose_weight_memory(uint64_t file_bytes, uint64_t mem_available) {
+    return file_bytes >= kLoadMinBytes && file_bytes <= mem_available / 2 ? WeightMemory::Load
+                                                                          : WeightMemory::Map;
+}
 
 void set_weight_memory(WeightMemory m) {
     g_weight_memory.store(m);
@@ -49,7 +43,9 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 }
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, WeightMemory mode) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever (before the
+    // regular-file check below could refuse it). It has no effect on regular files.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return make_error("cannot open '{}': {}", path, std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -68,9 +64,10 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, We
         ::close(fd);
         return f;
     }
-    if (mode == WeightMemory::Auto)
-        mode = f->size_ >= kLoadMinBytes && f->size_ <= mem_available() / 2 ? WeightMemory::Load
-                                                                            : WeightMemory::Map;
+    if (mode == WeightMemory::Auto) {
+        const auto mi = read_meminfo();
+        mode = choose_weight_memory(f->size_, mi ? mi->available : 0);
+    }
     if (mode == WeightMemory::Load) {
         // 2 MiB-aligned anonymous region, huge pages requested before the first touch.
         const size_t len = (f->size_ + kHugePage - 1) / kHugePage * kHugePage;

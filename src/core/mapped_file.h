@@ -20,6 +20,8 @@ namespace moe {
 //        2 threads: decode 40 -> 53 t/s, prompt 72 -> 96 t/s on Q8_0).
 //  Auto: Load for files of at least 64 MiB that fit in half of MemAvailable, else Map.
 enum class WeightMemory { Auto, Map, Load };
+// What Auto picks for a file of file_bytes with mem_available bytes of MemAvailable (0: unknown).
+WeightMemory choose_weight_memory(uint64_t file_bytes, uint64_t mem_available);
 // Process-wide choice for files opened from now on (the CLI's --mmap / --no-mmap).
 void set_weight_memory(WeightMemory m);
 WeightMemory weight_memory();

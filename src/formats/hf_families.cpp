@@ -165,7 +165,16 @@ void rope_scaling(Config& cfg, Meta& m) {
     auto type = cfg.rope_string("rope_type");
     if (!type) type = cfg.rope_string("type");
     if (!type || *type == "default") return;
-    if (*type == "linear") {
+    if (*type == "llama3") {
+        // The upstream converter writes these as a rope_freqs tensor; the loader computes the
+        // same divisors from the keys (models/common/rope.cpp).
+        m.str("rope.scaling.type", "llama3");
+        m.f32("rope.scaling.factor", cfg.rope_float("factor"));
+        m.f32("rope.scaling.low_freq_factor", cfg.rope_float("low_freq_factor"));
+        m.f32("rope.scaling.high_freq_factor", cfg.rope_float("high_freq_factor"));
+        m.u32("rope.scaling.original_context_length",
+              cfg.rope_int("original_max_position_embeddings"));
+    } else if (*type == "linear") {
         m.str("rope.scaling.type", "linear");
         m.f32("rope.scaling.factor", cfg.rope_float("factor"));
     } else if (*type == "yarn") {
@@ -177,8 +186,11 @@ void rope_scaling(Config& cfg, Meta& m) {
         m.f32("rope.scaling.yarn_attn_factor", cfg.rope_float("attention_factor"));
         m.f32("rope.scaling.yarn_beta_fast", cfg.rope_float("beta_fast"));
         m.f32("rope.scaling.yarn_beta_slow", cfg.rope_float("beta_slow"));
+    } else {
+        // Ignoring a scaling would silently give wrong logits at every position.
+        m.fail(fmt::format("rope scaling type '{}' is not supported (supported: yarn, llama3)",
+                           *type));
     }
-    // Other types (llama3, longrope, dynamic) add no scaling keys here.
 }
 
 void llama_hparams(Config& cfg, Meta& m) {
@@ -355,6 +367,13 @@ constexpr TensorRule kGptOss[] = {
      Op::GateUpEven},
     {"model.layers.{i}.mlp.experts.gate_up_proj_bias", "blk.{i}.ffn_up_exps.bias", Op::GateUpOdd},
     {"model.layers.{i}.mlp.experts.down_proj", "blk.{i}.ffn_down_exps.weight", Op::TransposeLast2},
+    // MXFP4 checkpoints (the published gpt-oss-20b/120b): blocks + scales, read as MXFP4.
+    {"model.layers.{i}.mlp.experts.gate_up_proj_blocks", "blk.{i}.ffn_gate_exps.weight",
+     Op::MxfpGateEven},
+    {"model.layers.{i}.mlp.experts.gate_up_proj_blocks", "blk.{i}.ffn_up_exps.weight",
+     Op::MxfpGateOdd},
+    {"model.layers.{i}.mlp.experts.down_proj_blocks", "blk.{i}.ffn_down_exps.weight",
+     Op::MxfpRows},
     {"model.layers.{i}.mlp.experts.down_proj_bias", "blk.{i}.ffn_down_exps.bias"},
 };
 

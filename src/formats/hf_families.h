@@ -27,6 +27,15 @@ enum class Op : uint8_t {
     GateUpEven,      // gpt-oss fused gate_up (gate = even columns), weights transposed to [E, I, H]
     GateUpOdd,       // the same for up (odd columns)
     TransposeLast2,  // gpt-oss down_proj [E, I, H] -> [E, H, I]
+    // gpt-oss MXFP4 checkpoints (transformers integrations/mxfp4.py, Mxfp4GptOssExperts and
+    // convert_moe_packed_tensors): U8 `*_blocks` [E, R, G, 16] and `*_scales` [E, R, G], one row per
+    // output feature (R = 2I interleaved gate/up rows for gate_up_proj, H for down_proj), G
+    // blocks of 32 inputs. Byte k of a block holds element 2k (low nibble) and 2k+1 (high);
+    // value = FP4_E2M1[nibble] * 2^(scale - 127). These map onto MXFP4 blocks (E8M0 scale + the
+    // same nibble codes) with only the nibbles reordered: no dequantization.
+    MxfpGateEven,  // gate_up_proj_blocks even rows -> ffn_gate_exps [E, I, H] MXFP4
+    MxfpGateOdd,   // odd rows -> ffn_up_exps
+    MxfpRows,      // down_proj_blocks [E, H, I/32, 16] -> ffn_down_exps [E, H, I] MXFP4
 };
 
 // hf: HF tensor name with "{i}" (layer) and optionally "{e}" (expert); gguf: GGUF name with "{i}".
@@ -88,6 +97,9 @@ class Meta {
     void boolean(std::string_view key, std::optional<bool> v);
     void str(std::string_view key, std::optional<std::string> v);
     void erase(std::string_view key);
+    void fail(std::string msg) {
+        if (error_.empty()) error_ = std::move(msg);
+    }
 
     std::vector<std::pair<std::string, gguf::Value>>& entries() { return kv_; }
     const std::string& error() const { return error_; }

@@ -4,6 +4,7 @@
 // every output tensor at open time (validating shapes, so nothing can fail later) and builds the
 // transformed ones on first access. Untransformed tensors are zero-copy views into the mapping.
 #include "formats/hf_source.h"
+#include "core/input_file.h"
 #include "formats/hf_tokenizer.h"
 
 #include <algorithm>
@@ -88,8 +89,38 @@ inline void copy_elem(uint8_t* d, const uint8_t* s, int es) {
         std::memcpy(d, s, 2);
 }
 
+bool is_mxfp4_op(Op op) {
+    return op == Op::MxfpGateEven || op == Op::MxfpGateOdd || op == Op::MxfpRows;
+}
+
+// HF packed MXFP4 (see Op::MxfpRows) -> MXFP4 blocks [u8 e | u8 qs[16]], whose qs[j] holds
+// element j (low nibble) and j + 16 (high). src = {blocks [E, R, G, 16], scales [E, R, G]}.
+std::vector<uint8_t> repack_mxfp4(const PlannedTensor& p) {
+    constexpr int kBlockBytes = 17;
+    const SafetensorsTensor &blocks = *p.src[0], &scales = *p.src[1];
+    const int64_t E = blocks.shape[0], R = blocks.shape[1], G = blocks.shape[2];
+    const int64_t rows = p.shape[1];  // output rows per expert
+    std::vector<uint8_t> out(size_t(E * rows * G * kBlockBytes));
+    for (int64_t e = 0; e < E; ++e)
+        for (int64_t r = 0; r < rows; ++r) {
+            const int64_t sr = p.op == Op::MxfpGateEven ? 2 * r
+                               : p.op == Op::MxfpGateOdd ? 2 * r + 1
+                                                         : r;  // source row
+            for (int64_t g = 0; g < G; ++g) {
+                const int64_t src_block = (e * R + sr) * G + g;
+                const uint8_t* b = blocks.data + src_block * 16;
+                uint8_t* d = out.data() + ((e * rows + r) * G + g) * kBlockBytes;
+                d[0] = scales.data[src_block];
+                auto nibble = [&](int i) { return (i & 1) ? b[i >> 1] >> 4 : b[i >> 1] & 0x0F; };
+                for (int j = 0; j < 16; ++j) d[1 + j] = uint8_t(nibble(j) | nibble(j + 16) << 4);
+            }
+        }
+    return out;
+}
+
 // Builds the output of a planned tensor in the source dtype, then converts to the output dtype.
 std::vector<uint8_t> materialize(const PlannedTensor& p) {
+    if (is_mxfp4_op(p.op)) return repack_mxfp4(p);
     const SafetensorsTensor& s0 = *p.src[0];
     const int es = elem_bytes(s0.dtype);
     const int64_t n = p.shape.numel();
@@ -281,6 +312,21 @@ Result<void> plan_shape(PlannedTensor& p, const PlanParams& pp) {
             p.shape = Shape{in[0], in[2], in[1]};
             return {};
         }
+        case Op::MxfpGateEven:
+        case Op::MxfpGateOdd:
+        case Op::MxfpRows: {
+            const Shape& sc = p.src[1]->shape;
+            if (in.rank != 4 || in[3] != 16 || s.dtype != DType::I8 || p.src[1]->dtype != DType::I8)
+                return make_error("MXFP4 blocks {} {} are not U8 [E, rows, blocks, 16]", in.str(),
+                                  dtype_name(s.dtype));
+            if (!(sc == Shape{in[0], in[1], in[2]}))
+                return make_error("MXFP4 scales {} do not match blocks {}", sc.str(), in.str());
+            const bool gate_up = p.op != Op::MxfpRows;
+            if (gate_up && in[1] % 2 != 0)
+                return make_error("fused gate_up blocks {} have an odd row count", in.str());
+            p.shape = Shape{in[0], gate_up ? in[1] / 2 : in[1], in[2] * 32};
+            return {};
+        }
     }
     return make_error("unknown op");
 }
@@ -322,6 +368,13 @@ Result<std::vector<PlannedTensor>> plan_tensors(const hf::FamilySpec& fam,
             if (!t) return {};
             p.src.push_back(t);
             consumed.insert(hn);
+            if (is_mxfp4_op(r.op)) {  // the scales that go with these blocks
+                const std::string sn = hn.substr(0, hn.size() - 7) + "_scales";
+                const SafetensorsTensor* sc = hn.ends_with("_blocks") ? set.find(sn) : nullptr;
+                if (!sc) return make_error("tensor '{}' has no '{}' beside it", hn, sn);
+                p.src.push_back(sc);
+                consumed.insert(sn);
+            }
         }
         auto shaped = plan_shape(p, pp);
         if (!shaped.ok())
@@ -329,7 +382,9 @@ Result<std::vector<PlannedTensor>> plan_tensors(const hf::FamilySpec& fam,
         if (!produced.insert(p.name).second)
             return make_error("two HF tensors map to '{}'", p.name);
         const DType src = p.src[0]->dtype;
-        p.dtype = forced_f32(p.name, p.shape) ? DType::F32 : src;
+        p.dtype = is_mxfp4_op(p.op)                ? DType::MXFP4
+                  : forced_f32(p.name, p.shape) ? DType::F32
+                                                : src;
         p.zero_copy = p.op == Op::Copy && p.dtype == src && aligned_for(p.src[0]->data, src);
         plan.push_back(std::move(p));
         return {};
@@ -372,12 +427,9 @@ Result<std::vector<PlannedTensor>> plan_tensors(const hf::FamilySpec& fam,
 }
 
 Result<nlohmann::json> read_json(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error("cannot open '{}'", path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
+    MOE_TRY(const std::string text, read_input_file(path, uint64_t(64) << 20));
     try {
-        return nlohmann::json::parse(ss.str());
+        return nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
         return make_error("'{}': invalid JSON: {}", path, e.what());
     }
@@ -386,6 +438,10 @@ Result<nlohmann::json> read_json(const std::string& path) {
 }  // namespace
 
 Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir) {
+    return open_hf_folder(dir, weight_memory());
+}
+
+Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir, WeightMemory mem) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const fs::path root(dir);
@@ -407,7 +463,7 @@ Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir) {
         return make_error("'{}': unsupported architecture '{}'; supported: {}",
                           config_path.string(), hf_class, hf::supported_families());
 
-    MOE_TRY(auto set, SafetensorsSet::open_folder(dir));
+    MOE_TRY(auto set, SafetensorsSet::open_folder(dir, mem));
 
     // Metadata.
     hf::Config cfg(std::move(json));

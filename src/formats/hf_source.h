@@ -5,6 +5,7 @@
 
 namespace moe {
 
-Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir);
+Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir);  // weight_memory()
+Result<std::shared_ptr<ModelSource>> open_hf_folder(const std::string& dir, WeightMemory mem);
 
 }  // namespace moe

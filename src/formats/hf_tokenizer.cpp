@@ -1,4 +1,5 @@
 #include "formats/hf_tokenizer.h"
+#include "core/input_file.h"
 
 #include <filesystem>
 #include <functional>
@@ -16,10 +17,9 @@ namespace fs = std::filesystem;
 enum TokenType : int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kByte = 6 };
 
 Result<json> read_json_file(const fs::path& p) {
-    std::ifstream f(p);
-    if (!f) return make_error("cannot read '{}'", p.string());
+    MOE_TRY(const std::string text, read_input_file(p.string()));
     try {
-        return json::parse(f);
+        return json::parse(text);
     } catch (const json::exception& e) {
         return make_error("'{}': invalid JSON: {}", p.string(), e.what());
     }
@@ -193,10 +193,8 @@ Result<void> append_hf_tokenizer(const std::string& dir,
                     if (t.value("name", "") == "default") tmpl = t.value("template", "");
         }
         if (tmpl.empty() && fs::is_regular_file(root / "chat_template.jinja", ec)) {
-            std::ifstream f(root / "chat_template.jinja");
-            std::stringstream ss;
-            ss << f.rdbuf();
-            tmpl = ss.str();
+            auto t = read_input_file((root / "chat_template.jinja").string(), uint64_t(16) << 20);
+            if (t) tmpl = std::move(*t);
         }
         if (!tmpl.empty()) kv.emplace_back("tokenizer.chat_template", str_value(std::move(tmpl)));
     } catch (const json::exception& e) {

@@ -42,10 +42,14 @@ std::optional<TensorView> GgufSource::tensor(const std::string& name) const {
 }
 
 Result<std::shared_ptr<ModelSource>> open_model_source(const std::string& path) {
+    return open_model_source(path, weight_memory());
+}
+
+Result<std::shared_ptr<ModelSource>> open_model_source(const std::string& path, WeightMemory mem) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return make_error("cannot open '{}': no such file or directory", path);
-    if (S_ISDIR(st.st_mode)) return open_hf_folder(path);
-    MOE_TRY(auto file, gguf::File::open(path));
+    if (S_ISDIR(st.st_mode)) return open_hf_folder(path, mem);
+    MOE_TRY(auto file, gguf::File::open(path, mem));
     return std::shared_ptr<ModelSource>(std::make_shared<GgufSource>(std::move(file)));
 }
 

@@ -40,7 +40,9 @@ public:
 };
 
 // Opens a GGUF file or a Hugging Face folder (config.json + *.safetensors).
-Result<std::shared_ptr<ModelSource>> open_model_source(const std::string& path);
+Result<std::shared_ptr<ModelSource>> open_model_source(const std::string& path);  // weight_memory()
+// `mem`: how this model's weight files are held (a per-model choice, e.g. serve -m PATH,mmap).
+Result<std::shared_ptr<ModelSource>> open_model_source(const std::string& path, WeightMemory mem);
 
 // A GGUF file as a ModelSource (zero copy: tensors are views into the mapping).
 class GgufSource final : public ModelSource {

@@ -1,4 +1,5 @@
 #include "formats/safetensors.h"
+#include "core/input_file.h"
 
 #include <algorithm>
 #include <cstring>
@@ -24,6 +25,9 @@ constexpr StDType kDTypes[] = {
     {"F32", DType::F32, 4},
     {"F16", DType::F16, 2},
     {"BF16", DType::BF16, 2},
+    // Raw bytes: gpt-oss's packed MXFP4 experts (*_blocks, *_scales). Only the MXFP4 repacking in
+    // hf_source.cpp reads them; anywhere else the loader rejects the type.
+    {"U8", DType::I8, 1},
 };
 
 // Parses one tensor entry of the header. Throws nothing: every json access is type-checked.
@@ -38,7 +42,7 @@ Result<SafetensorsTensor> parse_entry(const std::string& name, const nlohmann::j
     for (const auto& d : kDTypes)
         if (dts == d.name) found = &d;
     if (!found)
-        return make_error("tensor '{}': dtype '{}' is not supported (supported: F32, F16, BF16)",
+        return make_error("tensor '{}': dtype '{}' is not supported (supported: F32, F16, BF16, U8)",
                           name, dts);
 
     auto sh = e.find("shape");
@@ -81,7 +85,12 @@ Result<SafetensorsTensor> parse_entry(const std::string& name, const nlohmann::j
 }  // namespace
 
 Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
-    MOE_TRY(auto mapped, MappedFile::open(path));
+    return open(path, weight_memory());
+}
+
+Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path,
+                                                               WeightMemory mem) {
+    MOE_TRY(auto mapped, MappedFile::open(path, mem));
     return parse(std::move(mapped));
 }
 
@@ -137,12 +146,7 @@ const SafetensorsTensor* SafetensorsFile::find(const std::string& name) const {
 namespace {
 
 Result<std::string> read_text_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error("cannot open '{}'", path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) return make_error("cannot read '{}'", path);
-    return ss.str();
+    return read_input_file(path, uint64_t(64) << 20);  // index JSON: a regular file, capped
 }
 
 // weight_map values must be plain file names inside the folder.
@@ -154,6 +158,11 @@ bool is_plain_file_name(const std::string& f) {
 }  // namespace
 
 Result<std::shared_ptr<SafetensorsSet>> SafetensorsSet::open_folder(const std::string& dir) {
+    return open_folder(dir, weight_memory());
+}
+
+Result<std::shared_ptr<SafetensorsSet>> SafetensorsSet::open_folder(const std::string& dir,
+                                                                    WeightMemory mem) {
     namespace fs = std::filesystem;
     auto set = std::make_shared<SafetensorsSet>();
     const fs::path root(dir);
@@ -203,7 +212,7 @@ Result<std::shared_ptr<SafetensorsSet>> SafetensorsSet::open_folder(const std::s
     }
 
     for (const auto& f : file_names) {
-        MOE_TRY(auto file, SafetensorsFile::open((root / f).string()));
+        MOE_TRY(auto file, SafetensorsFile::open((root / f).string(), mem));
         for (const auto& t : file->tensors()) {
             auto [pos, inserted] = set->index_.emplace(t.name, &t);
             if (!inserted) {

@@ -30,7 +30,8 @@ struct SafetensorsTensor {
 
 class SafetensorsFile {
   public:
-    static Result<std::shared_ptr<SafetensorsFile>> open(const std::string& path);
+    static Result<std::shared_ptr<SafetensorsFile>> open(const std::string& path);  // weight_memory()
+    static Result<std::shared_ptr<SafetensorsFile>> open(const std::string& path, WeightMemory mem);
     static Result<std::shared_ptr<SafetensorsFile>> parse(std::shared_ptr<MappedFile> mapped);
 
     const std::string& path() const { return mapped_->path(); }
@@ -48,7 +49,9 @@ class SafetensorsFile {
 // otherwise every "*.safetensors" in the folder. A tensor name may occur in one file only.
 class SafetensorsSet {
   public:
-    static Result<std::shared_ptr<SafetensorsSet>> open_folder(const std::string& dir);
+    static Result<std::shared_ptr<SafetensorsSet>> open_folder(const std::string& dir);  // weight_memory()
+    static Result<std::shared_ptr<SafetensorsSet>> open_folder(const std::string& dir,
+                                                               WeightMemory mem);
 
     const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
     // All tensor names, sorted.

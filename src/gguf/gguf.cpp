@@ -162,7 +162,11 @@ std::string Value::to_string(size_t max_items) const {
 }
 
 Result<std::shared_ptr<File>> File::open(const std::string& path) {
-    MOE_TRY(auto mapped, MappedFile::open(path));
+    return open(path, weight_memory());
+}
+
+Result<std::shared_ptr<File>> File::open(const std::string& path, WeightMemory mem) {
+    MOE_TRY(auto mapped, MappedFile::open(path, mem));
     auto r = parse(std::move(mapped));
     if (!r.ok()) return with_context(r.error(), path);
     return r;

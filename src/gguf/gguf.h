@@ -55,7 +55,8 @@ struct TensorInfo {
 
 class File {
 public:
-    static Result<std::shared_ptr<File>> open(const std::string& path);
+    static Result<std::shared_ptr<File>> open(const std::string& path);  // weight_memory()
+    static Result<std::shared_ptr<File>> open(const std::string& path, WeightMemory mem);
     static Result<std::shared_ptr<File>> parse(std::shared_ptr<MappedFile> mapped);
 
     uint32_t version() const { return version_; }
@@ -63,6 +64,7 @@ public:
     uint64_t data_offset() const { return data_offset_; }
     const std::string& path() const { return mapped_->path(); }
     size_t file_size() const { return mapped_->size(); }
+    bool loaded() const { return mapped_->loaded(); }  // copied into memory (else mapped)
 
     // Metadata, in file order.
     const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }

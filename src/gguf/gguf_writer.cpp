@@ -69,9 +69,7 @@ void put_scalar(Buf& out, ValueType t, const Value& v) {
 
 }  // namespace
 
-Writer::~Writer() {
-    if (f_) std::fclose(f_);
-}
+Writer::~Writer() = default;
 
 void Writer::add_kv(std::string key, Value v) {
     if (key == "general.alignment") alignment_ = uint64_t(std::max<int64_t>(1, int64_t(int_bits(v))));
@@ -121,8 +119,7 @@ uint64_t Writer::header_bytes() const { return align_up(serialize_header().size(
 uint64_t Writer::data_bytes() const { return align_up(data_end_, alignment_); }
 
 Result<void> Writer::put(const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n)
-        return make_error("{}: write failed: {}", path_, std::strerror(errno));
+    MOE_TRY_VOID(f_->write(p, n));
     pos_ += n;
     return {};
 }
@@ -136,9 +133,10 @@ Result<void> Writer::pad_to(uint64_t pos) {
 Result<void> Writer::open(const std::string& path) {
     if (f_) return make_error("{}: writer already open", path);
     path_ = path;
-    f_ = std::fopen(path.c_str(), "wb");
-    if (!f_) return make_error("cannot create '{}': {}", path, std::strerror(errno));
-    std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
+    MOE_TRY_VOID(check_free_space(path, file_bytes()));
+    MOE_TRY(auto f, AtomicFile::create(path));
+    f_ = std::make_unique<AtomicFile>(std::move(f));
+    std::setvbuf(f_->stream(), nullptr, _IOFBF, 1 << 20);
     const auto header = serialize_header();
     MOE_TRY_VOID(put(header.data(), header.size()));
     MOE_TRY_VOID(pad_to(align_up(pos_, alignment_)));
@@ -173,17 +171,17 @@ Result<void> Writer::close() {
     // Zero-byte tensors need no data; skip them.
     while (cur_ < tensors_.size() && tensors_[cur_].nbytes == 0) ++cur_;
     if (cur_ != tensors_.size() || cur_written_ != 0) {
-        std::fclose(f_);
-        f_ = nullptr;
+        f_.reset();  // removes the unfinished file
         return make_error("{}: only {} of {} tensors were written", path_, cur_, tensors_.size());
     }
     auto r = pad_to(data_start_ + data_bytes());
-    const bool flushed = std::fflush(f_) == 0;
-    const bool closed = std::fclose(f_) == 0;
-    f_ = nullptr;
-    if (!r.ok()) return r;
-    if (!flushed || !closed) return make_error("{}: write failed: {}", path_, std::strerror(errno));
-    return {};
+    if (!r.ok()) {
+        f_.reset();
+        return r;
+    }
+    auto c = f_->commit();
+    f_.reset();
+    return c;
 }
 
 }  // namespace moe::gguf

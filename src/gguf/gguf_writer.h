@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "core/result.h"
 #include "core/tensor.h"
 #include "gguf/gguf.h"
@@ -43,7 +45,8 @@ public:
 
     // Writing phase: open() writes the header; append() adds bytes to the current tensor (they
     // must total its nbytes; finishing one moves on to the next and writes the padding);
-    // close() checks that every tensor was written and flushes.
+    // close() checks that every tensor was written, flushes and renames the finished file into
+    // place (see core/atomic_file.h). open() refuses when the disk lacks file_bytes() free.
     Result<void> open(const std::string& path);
     Result<void> append(const void* data, size_t n);
     Result<void> close();
@@ -59,7 +62,7 @@ private:
     std::vector<TensorDecl> tensors_;
     uint64_t data_end_ = 0;  // unpadded end of the last tensor's data
     // Writing state.
-    std::FILE* f_ = nullptr;
+    std::unique_ptr<AtomicFile> f_;
     std::string path_;
     uint64_t pos_ = 0;        // bytes written so far
     uint64_t data_start_ = 0;

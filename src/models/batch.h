@@ -31,6 +31,9 @@ struct Batch {
 // Router decisions of one forward pass, filled when requested.
 struct RouterTrace {
     int n_expert = 0, n_expert_used = 0;
+    // false: expert ids and weights only, `logits` stays empty (the serving scheduler traces
+    // every step; the router logits are n_expert floats per token and MoE layer).
+    bool with_logits = true;
     // Appended per MoE layer in layer order, T rows each.
     std::vector<float> logits;      // [n_moe_layers, T, n_expert]: before top-k
     std::vector<int32_t> selected;  // [n_moe_layers, T, n_expert_used]

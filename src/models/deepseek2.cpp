@@ -23,10 +23,19 @@ Result<void> load_deepseek2(const ModelSource& src, Model& m) {
     const bool split = hp.has("attention.key_length_mla");
     const int qk = int(hp.req_int(split ? "attention.key_length_mla" : "attention.key_length", 1, 65536));
     a.v_head = int(hp.req_int(split ? "attention.value_length_mla" : "attention.value_length", 1, 65536));
+    if (split && hp.ok()) {
+        // The absorbed-MLA view: keys are latent + rope wide, values latent wide.
+        const int64_t k_len = hp.opt_int("attention.key_length", a.kv_lora_rank + a.qk_rope, 1, 1 << 21);
+        const int64_t v_len = hp.opt_int("attention.value_length", a.kv_lora_rank, 1, 1 << 21);
+        if (hp.ok() && (k_len != a.kv_lora_rank + a.qk_rope || v_len != a.kv_lora_rank))
+            hp.fail(fmt::format("attention.key_length = {} and value_length = {} must be "
+                                "kv_lora_rank + rope.dimension_count = {} and kv_lora_rank = {}",
+                                k_len, v_len, a.kv_lora_rank + a.qk_rope, a.kv_lora_rank));
+    }
     a.qk_nope = qk - a.qk_rope;
     if (hp.ok() && a.qk_nope <= 0) hp.fail("MLA key length must exceed rope.dimension_count");
     a.rope.n_dims = a.qk_rope;
-    a.rope.freq_base = hp.opt_float("rope.freq_base", 10000.0);
+    a.rope.freq_base = hp.opt_positive("rope.freq_base", 10000.0);
     a.rope.neox = false;
     read_rope_scaling(hp, a.rope);
     a.scale = float(1.0 / std::sqrt(double(qk)));
@@ -44,29 +53,13 @@ Result<void> load_deepseek2(const ModelSource& src, Model& m) {
     c.moe.gating = gating == 2 ? Gating::Sigmoid : Gating::Softmax;
     c.moe.group_score = gating == 2 ? GroupScore::Top2Sum : GroupScore::Max;
     c.moe.norm_topk = hp.opt_bool("expert_weights_norm", false);
-    c.moe.weights_scale = float(hp.opt_float("expert_weights_scale", 1.0));
+    c.moe.weights_scale = float(hp.opt_positive("expert_weights_scale", 1.0));
     c.moe.n_group = int(hp.opt_int("expert_group_count", 1, 1, 4096));
     c.moe.n_group_used = int(hp.opt_int("expert_group_used_count", 1, 1, 4096));
     c.moe.n_ff_shexp = int(hp.opt_int("expert_shared_count", 0, 0, 64)) * c.moe.n_ff_exp;
     if (!hp.ok()) return make_error("{}", hp.error());
 
-    TensorBinder tb(src, m);
-    bind_globals(tb, m);
-    m.layers.resize(size_t(c.n_layer));
-    for (int il = 0; il < c.n_layer; ++il) {
-        LayerWeights& L = m.layers[size_t(il)];
-        L.attn_norm = tb.req_f32(blk(il, "attn_norm.weight"), {c.n_embd});
-        bind_mla(tb, il, a, c.n_embd, L.mla);
-        L.ffn_norm = tb.req_f32(blk(il, "ffn_norm.weight"), {c.n_embd});
-        L.is_moe = il >= n_dense && c.moe.n_expert > 0;
-        c.is_moe[size_t(il)] = L.is_moe;
-        if (L.is_moe)
-            bind_moe(tb, il, c.moe, c.n_embd, {}, L.moe);
-        else
-            bind_ffn(tb, il, c.n_ff, c.n_embd, "", L.ffn);
-    }
-    if (!tb.ok()) return make_error("{}", tb.error());
-    return {};
+    return bind_standard_layers(src, m, {.n_leading_dense = n_dense});
 }
 
 }  // namespace moe

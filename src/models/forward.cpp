@@ -64,10 +64,10 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
             float* wts = nullptr;
             if (trace) {
                 const size_t nl = trace->logits.size(), ns = trace->selected.size();
-                trace->logits.resize(nl + size_t(T * c.moe.n_expert));
+                if (trace->with_logits) trace->logits.resize(nl + size_t(T * c.moe.n_expert));
                 trace->selected.resize(ns + size_t(T * c.moe.n_expert_used));
                 trace->weights.resize(ns + size_t(T * c.moe.n_expert_used));
-                rl = trace->logits.data() + nl;
+                if (trace->with_logits) rl = trace->logits.data() + nl;
                 ids = trace->selected.data() + ns;
                 wts = trace->weights.data() + ns;
             }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/check.h"
 #include "kernels/ops.h"
 
 namespace moe {
@@ -44,6 +45,17 @@ double HParams::req_float(const std::string& key) {
 
 double HParams::opt_float(const std::string& key, double def) {
     return lookup(key, false) ? req_float(key) : def;
+}
+
+double HParams::req_positive(const std::string& key) {
+    const double v = req_float(key);
+    if (ok() && !(v > 0))
+        fail(fmt::format("metadata '{}.{}' = {} must be greater than 0", arch_, key, v));
+    return v;
+}
+
+double HParams::opt_positive(const std::string& key, double def) {
+    return lookup(key, false) ? req_positive(key) : def;
 }
 
 bool HParams::opt_bool(const std::string& key, bool def) {
@@ -101,9 +113,17 @@ TensorView TensorBinder::get(const std::string& name, Shape want, bool required)
         return {};
     }
     ++n_bound_;
+    m_.bound_names.push_back(name);
     TensorView v = *t;
     v.shape = want;  // same layout; callers index by the shape they asked for
     return v;
+}
+
+TensorView Model::own_bytes(DType t, Shape shape, std::vector<uint8_t> bytes) {
+    MOE_CHECK(int64_t(bytes.size()) == shape.rows() * dtype_row_bytes(t, shape.last()),
+              "own_bytes: {} bytes for {} {}", bytes.size(), dtype_name(t), shape.str());
+    owned_bytes_.push_back(std::make_unique<std::vector<uint8_t>>(std::move(bytes)));
+    return TensorView{t, shape, owned_bytes_.back()->data()};
 }
 
 F32Vec Model::own_f32(const TensorView& t) {

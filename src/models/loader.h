@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "formats/model_source.h"
 #include "models/model.h"
@@ -20,6 +21,10 @@ public:
     int64_t opt_int(const std::string& key, int64_t def, int64_t lo, int64_t hi);
     double req_float(const std::string& key);
     double opt_float(const std::string& key, double def);
+    // Finite and > 0: epsilons, RoPE bases and factors, YaRN betas, scales. A value of 0 or
+    // below passes a finiteness check and then turns every logit into NaN.
+    double req_positive(const std::string& key);
+    double opt_positive(const std::string& key, double def);
     bool opt_bool(const std::string& key, bool def);
     std::optional<std::string> opt_string(const std::string& key);
     bool has(const std::string& key) const { return src_.find(arch_ + "." + key) != nullptr; }
@@ -51,6 +56,11 @@ public:
         return m_.own_f32_tensor(opt(name, want));
     }
 
+    bool has(const std::string& name) const { return src_.tensor(name).has_value(); }
+    Model& model() { return m_; }
+    void fail(std::string msg) {
+        if (error_.empty()) error_ = std::move(msg);
+    }
     bool ok() const { return error_.empty(); }
     const std::string& error() const { return error_; }
     int n_bound() const { return n_bound_; }

@@ -138,14 +138,20 @@ public:
     // Plan mode: when non-null, missing tensors are recorded here instead of failing, so the
     // family's own tensor list (names, shapes) is known from metadata alone (synth, inspect).
     std::unique_ptr<std::vector<PlannedTensor>> plan;
+    // Names of the source tensors the loader bound: check_tensor_use() compares them with the
+    // file's list, so tensors the metadata does not account for are reported.
+    std::vector<std::string> bound_names;
 
     // Copies a 1-D (or small) tensor to an owned f32 vector.
     F32Vec own_f32(const TensorView& t);
     // Owned f32 copy of any tensor (used for expert biases).
     TensorView own_f32_tensor(const TensorView& t);
+    // Takes ownership of weights built at load time (e.g. DeepSeek's split attn_kv_b).
+    TensorView own_bytes(DType t, Shape shape, std::vector<uint8_t> bytes);
 
 private:
     std::vector<std::unique_ptr<std::vector<float>>> owned_;
+    std::vector<std::unique_ptr<std::vector<uint8_t>>> owned_bytes_;
 };
 
 // Opens a model file or folder and builds the model of its family.

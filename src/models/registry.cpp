@@ -1,6 +1,7 @@
 // The only list of supported model families.
 #include "models/families.h"
 #include "models/common/bind.h"
+#include "models/tensor_use.h"
 
 namespace moe {
 
@@ -39,6 +40,10 @@ Result<std::unique_ptr<Model>> load_family(std::shared_ptr<ModelSource> src, boo
         if (!r.ok()) return make_error("{}: {}", src->path(), r.message());
         auto v = validate_common(m->config);
         if (!v.ok()) return make_error("{}: {}", src->path(), v.message());
+        if (!plan) {
+            auto use = check_tensor_use(*m);
+            if (!use.ok()) return make_error("{}: {}", src->path(), use.message());
+        }
         return m;
     }
     return make_error("{}: unknown architecture '{}' (supported: {})", src->path(), arch,

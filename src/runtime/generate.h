@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/detokenizer.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
@@ -29,8 +30,5 @@ Result<GenerateStats> generate(Session& s, const Tokenizer& tok, const std::vect
                                int n_predict, Sampler& sampler,
                                const std::function<bool(std::string_view)>& on_text, int seq = 0,
                                const RoutingObserver& on_routing = {});
-
-// Length of the longest prefix of s that ends on a UTF-8 character boundary.
-size_t complete_utf8_prefix(std::string_view s);
 
 }  // namespace moe

@@ -38,8 +38,37 @@ void Sampler::accept(int32_t tok) {
     while (int(recent_.size()) > std::max(0, p_.repeat_last_n)) recent_.pop_front();
 }
 
+void Sampler::accept_generated(int32_t tok) {
+    accept(tok);
+    ++generated_[tok];
+}
+
+TokenLogprobs token_logprobs(const float* logits, int n_vocab, int32_t chosen, int top_n) {
+    double mx = logits[0];
+    for (int i = 1; i < n_vocab; ++i) mx = std::max(mx, double(logits[i]));
+    double sum = 0;
+    for (int i = 0; i < n_vocab; ++i) sum += std::exp(double(logits[i]) - mx);
+    const double log_z = mx + std::log(sum);
+    TokenLogprobs r;
+    if (chosen >= 0 && chosen < n_vocab) r.chosen = float(double(logits[chosen]) - log_z);
+    const int k = std::clamp(top_n, 0, n_vocab);
+    std::vector<int32_t> idx(static_cast<size_t>(n_vocab));
+    std::iota(idx.begin(), idx.end(), 0);
+    // Ties go to the lower id, as argmax does.
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+        return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+    });
+    for (int i = 0; i < k; ++i)
+        r.top.emplace_back(idx[size_t(i)], float(double(logits[idx[size_t(i)]]) - log_z));
+    return r;
+}
+
 int32_t Sampler::sample(const float* logits, int n_vocab) {
     std::vector<float> l(logits, logits + n_vocab);
+    if (p_.presence_penalty != 0 || p_.frequency_penalty != 0)
+        for (const auto& [t, n] : generated_)
+            if (t >= 0 && t < n_vocab)
+                l[size_t(t)] -= p_.presence_penalty + p_.frequency_penalty * float(n);
     if (p_.repeat_penalty != 1.0f) {
         std::unordered_set<int32_t> seen(recent_.begin(), recent_.end());
         for (int32_t t : seen) {

@@ -5,7 +5,7 @@
 #include <system_error>
 #include <thread>
 
-#include "core/meminfo.h"
+#include "core/sysinfo.h"
 #include "models/forward.h"
 
 namespace moe {

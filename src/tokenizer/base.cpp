@@ -38,24 +38,23 @@ bool VocabTokenizer::decode_special(int32_t id, bool skip_special, std::string& 
     }
 }
 
-std::string VocabTokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
-    std::string out;
+std::string VocabTokenizer::decode_next(int32_t id, bool& at_start, bool skip_special) const {
+    std::string piece = decode_token(id, skip_special);
     // The SPM dummy prefix: drop one leading space from the first token that renders plain text,
     // looking past leading BOS/control tokens, so decode(encode(s)) == s with or without BOS.
-    bool strip = strips_first_space();
-    for (int32_t id : ids) {
-        std::string piece = decode_token(id, skip_special);
-        if (strip && vocab_.valid(id)) {
-            const TokenType type = vocab_.type(id);
-            if (type == TokenType::kControl || type == TokenType::kUnknown) {
-                out += piece;
-                continue;
-            }
-            strip = false;
-            if (!piece.empty() && piece[0] == ' ') piece.erase(0, 1);
-        }
-        out += piece;
+    if (at_start && vocab_.valid(id)) {
+        const TokenType type = vocab_.type(id);
+        if (type == TokenType::kControl || type == TokenType::kUnknown) return piece;
+        at_start = false;
+        if (strips_first_space() && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
     }
+    return piece;
+}
+
+std::string VocabTokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
+    std::string out;
+    bool at_start = true;
+    for (int32_t id : ids) out += decode_next(id, at_start, skip_special);
     return out;
 }
 

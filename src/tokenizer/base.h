@@ -15,6 +15,7 @@ class VocabTokenizer : public Tokenizer {
     std::vector<int32_t> encode(std::string_view text, bool add_bos,
                                 bool parse_special) const override;
     std::string decode(const std::vector<int32_t>& ids, bool skip_special) const override;
+    std::string decode_next(int32_t id, bool& at_start, bool skip_special) const override;
 
     int32_t n_vocab() const override { return vocab_.n_tokens(); }
     int32_t bos() const override { return vocab_.bos; }

@@ -87,7 +87,7 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<int32_t>& ou
     }
     std::vector<Symbol> sym;
     for (size_t pos = 0; pos < word.size();) {
-        const size_t len = utf8_char_len(word, pos);
+        const size_t len = utf8::char_len(word, pos);
         const int idx = static_cast<int>(sym.size());
         sym.push_back({pos, len, idx - 1, pos + len == word.size() ? -1 : idx + 1});
         pos += len;
@@ -126,7 +126,7 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<int32_t>& ou
         }
         // Not in the vocabulary (an incomplete vocab): emit the characters that are.
         for (size_t pos = 0; pos < piece.size();) {
-            const size_t len = utf8_char_len(piece, pos);
+            const size_t len = utf8::char_len(piece, pos);
             if (int32_t id = vocab_.find(piece.substr(pos, len)); id >= 0) out.push_back(id);
             pos += len;
         }
@@ -140,7 +140,7 @@ std::string BpeTokenizer::decode_token(int32_t id, bool skip_special) const {
     out.reserve(text.size());
     for (size_t pos = 0; pos < text.size();) {
         size_t len = 1;
-        const uint32_t cp = decode_utf8(text, pos, len);
+        const uint32_t cp = utf8::decode(text, pos, len);
         const int b = unicode_to_byte(cp);
         if (b >= 0)
             out += static_cast<char>(b);

@@ -197,7 +197,7 @@ std::vector<std::string_view> RegexSplitter::split(std::string_view text) const 
                         last = ms;
                         break;
                     }
-                    pos = ms + utf8_char_len(piece, ms);
+                    pos = ms + utf8::char_len(piece, ms);
                 }
                 last = std::max(last, ms == me ? ms : me);
             }

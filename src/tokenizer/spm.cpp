@@ -2,7 +2,7 @@
 
 #include <queue>
 
-#include "tokenizer/unicode.h"
+#include "core/utf8.h"
 
 namespace moe::tok {
 
@@ -67,7 +67,7 @@ void SpmTokenizer::encode_text(std::string_view raw, bool follows_special,
     // One symbol per UTF-8 character.
     std::vector<Symbol> sym;
     for (size_t pos = 0; pos < text.size();) {
-        const size_t len = utf8_char_len(text, pos);
+        const size_t len = utf8::char_len(text, pos);
         const int idx = static_cast<int>(sym.size());
         sym.push_back({pos, len, idx - 1, pos + len == text.size() ? -1 : idx + 1});
         pos += len;

@@ -29,6 +29,10 @@ public:
     virtual std::string decode_token(int32_t id, bool skip_special = false) const = 0;
     // Concatenated decode; handles SPM leading-space and byte-fallback joining.
     virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const = 0;
+    // Streaming form of decode(): decode(ids) is the concatenation of decode_next(id, at_start)
+    // over ids, with at_start true before the first id. at_start stays true until the first
+    // token that renders plain text (SPM drops that token's leading space).
+    virtual std::string decode_next(int32_t id, bool& at_start, bool skip_special = false) const = 0;
 
     virtual int32_t n_vocab() const = 0;
     virtual int32_t bos() const = 0;  // -1 if none

@@ -80,6 +80,26 @@ Result<int32_t> read_id(const ModelSource& src, const Vocab& v, const char* key,
     return static_cast<int32_t>(*id);
 }
 
+// Markers of sequence, turn and fill-in-the-middle boundaries. Some converters type them
+// user-defined (always split out of text), so a prompt that merely quotes "</s>" or "<|EOT|>"
+// would get the real marker without --special. They are made control tokens, as the upstream
+// engine does for "control-looking" tokens.
+constexpr std::array<std::string_view, 19> kControlTexts = {
+    "<s>",           "</s>",          "<|EOT|>",          "<|im_start|>",   "<|im_end|>",
+    "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>",    "<|fim_repo|>",
+    "<|file_sep|>",  "<｜fim▁begin｜>", "<｜fim▁hole｜>",  "<｜fim▁end｜>",   "<PRE>",
+    "<SUF>",         "<MID>",         "<EOT>",            "<|end_of_text|>"};
+
+void mark_control_looking(Vocab& v) {
+    auto promote = [&](int32_t id) {
+        if (id >= 0 && v.type(id) == TokenType::kUserDefined)
+            v.tokens[static_cast<size_t>(id)].type = TokenType::kControl;
+    };
+    for (int32_t id : {v.bos, v.eos, v.eot, v.eom}) promote(id);
+    for (std::string_view text : kControlTexts) promote(v.find(text));
+    for (std::string_view text : kEogTexts) promote(v.find(text));
+}
+
 void mark_eog(Vocab& v) {
     for (int32_t id : {v.eos, v.eot, v.eom})
         if (id >= 0) v.eog.insert(id);
@@ -142,6 +162,7 @@ Result<Vocab> load_vocab(const ModelSource& src) {
     for (std::string_view t : {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"})
         if (int32_t id = v.find(t); id >= 0)
             v.tokens[static_cast<size_t>(id)].type = TokenType::kUserDefined;
+    mark_control_looking(v);
     mark_eog(v);
 
     for (int32_t id = 0; id < v.n_tokens(); ++id) {

@@ -21,6 +21,9 @@ void bind_attention(TensorBinder& tb, int il, const AttentionConfig& a, int n_em
                     const AttnTensors& spec, AttentionWeights& w);
 void bind_mla(TensorBinder& tb, int il, const MlaConfig& c, int n_embd, MlaWeights& w);
 
+// Llama 3.x rope_freqs (per-frequency divisors, optional) into rc; values must be positive.
+void bind_rope_freqs(TensorBinder& tb, RopeConfig& rc);
+
 // suffix "" for dense layers ("ffn_gate"), "_shexp" for shared experts.
 void bind_ffn(TensorBinder& tb, int il, int64_t n_ff, int n_embd, const char* suffix,
               FfnWeights& w);
@@ -36,9 +39,11 @@ struct StandardLayerSpec {
     AttnTensors attn;
     MoeTensors moe;
     const char* ffn_norm = "ffn_norm.weight";  // gpt-oss names it post_attention_norm
+    int n_leading_dense = 0;                     // DeepSeek: first layers use the dense FFN
 };
-// Binds the globals and every layer: attn_norm, attention (c.attn[il]), the FFN norm, and the MoE
-// block when c.moe has experts, else the dense FFN of width c.n_ff.
+// Binds the globals and every layer: attn_norm, attention (MLA when c.use_mla, else c.attn[il]),
+// the FFN norm, and the MoE block when c.moe has experts (from layer spec.n_leading_dense on),
+// else the dense FFN of width c.n_ff. (load_model then checks that every tensor was bound.)
 Result<void> bind_standard_layers(const ModelSource& src, Model& m, const StandardLayerSpec& spec);
 
 // token_embd, output_norm, output (tied to token_embd when absent).

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/check.h"
+
 namespace moe {
 
 Rope::Rope(const RopeConfig& c) : c_(c) {
@@ -32,6 +34,31 @@ Rope::Rope(const RopeConfig& c) : c_(c) {
             inv_freq_[size_t(i)] = f / c.yarn_factor * (1.0 - extrapolation) + f * extrapolation;
         }
     }
+    if (!c.freq_divisors.empty()) {
+        MOE_CHECK(int(c.freq_divisors.size()) == half, "rope: {} divisors for {} frequencies",
+                  c.freq_divisors.size(), half);
+        for (int i = 0; i < half; ++i) inv_freq_[size_t(i)] /= c.freq_divisors[size_t(i)];
+    }
+}
+
+std::vector<double> llama3_freq_divisors(int n_dims, double freq_base, const Llama3Scaling& s) {
+    const double low_wavelen = s.orig_ctx / s.low_freq_factor;
+    const double high_wavelen = s.orig_ctx / s.high_freq_factor;
+    std::vector<double> div(size_t(n_dims / 2));
+    for (int i = 0; i < n_dims / 2; ++i) {
+        const double inv_freq = 1.0 / std::pow(freq_base, double(2 * i) / double(n_dims));
+        const double wavelen = 2.0 * M_PI / inv_freq;
+        if (wavelen < high_wavelen) {
+            div[size_t(i)] = 1.0;
+        } else if (wavelen > low_wavelen) {
+            div[size_t(i)] = s.factor;
+        } else {
+            const double smooth = (s.orig_ctx / wavelen - s.low_freq_factor) /
+                                  (s.high_freq_factor - s.low_freq_factor);
+            div[size_t(i)] = 1.0 / ((1.0 - smooth) / s.factor + smooth);
+        }
+    }
+    return div;
 }
 
 void Rope::apply(float* x, int n_heads, int head_stride, int64_t pos) const {

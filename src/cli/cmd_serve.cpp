@@ -1,0 +1,211 @@
+// `moeinfer serve [-m MODEL]... [--host H] [--port P] [-np SLOTS] [-c CTX] [--api-key KEY]`: the
+// OpenAI-compatible HTTP server (src/server). It listens first and loads the models in the
+// background (/health answers 503 until they are ready); each model gets its own scheduler.
+// Without -m it serves the bundled demo MoE. SIGINT/SIGTERM stop it cleanly.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/mapped_file.h"
+#include "formats/model_source.h"
+#include "models/model.h"
+#include "server/server.h"
+
+namespace moe::cli {
+namespace {
+
+struct ServeArgs {
+    std::vector<std::string> models;
+    server::ServerOptions server;
+    std::string reasoning_format = "deepseek";
+    int n_slots = 4, ctx = 0, batch = 512, max_queue = 64, threads = 0;
+    int64_t kv_tokens = 0;
+};
+
+// "-m [NAME=]PATH[,mmap|,no-mmap]".
+struct ModelSpec {
+    std::string name, path;
+    WeightMemory memory = WeightMemory::Auto;
+    bool memory_given = false;
+};
+
+Result<ModelSpec> parse_model_spec(const std::string& s) {
+    ModelSpec m;
+    std::string rest = s;
+    for (const auto& [suffix, mode] :
+         {std::pair{",no-mmap", WeightMemory::Load}, std::pair{",mmap", WeightMemory::Map}}) {
+        const std::string suf = suffix;
+        if (rest.size() > suf.size() &&
+            rest.compare(rest.size() - suf.size(), suf.size(), suf) == 0) {
+            rest.resize(rest.size() - suf.size());
+            m.memory = mode;
+            m.memory_given = true;
+            break;
+        }
+    }
+    const size_t eq = rest.find('=');
+    if (eq != std::string::npos && rest.find('/') > eq) {
+        m.name = rest.substr(0, eq);
+        rest = rest.substr(eq + 1);
+        if (m.name.empty()) return make_error("-m '{}': empty model name before '='", s);
+    }
+    if (rest.empty()) return make_error("-m '{}': no model path", s);
+    m.path = rest;
+    if (m.name.empty()) {
+        std::filesystem::path p(rest);
+        m.name = (p.has_filename() ? p : p.parent_path()).stem().string();
+    }
+    return m;
+}
+
+// Everything one served model owns.
+struct LoadedModel {
+    std::unique_ptr<Model> model;
+    std::unique_ptr<Tokenizer> tok;
+    std::unique_ptr<Scheduler> scheduler;
+};
+
+Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
+                                                         const ServeArgs& a) {
+    // Per model: -m PATH,mmap / ,no-mmap, else the command line's --mmap / --no-mmap.
+    MOE_TRY(auto src,
+            open_model_source(spec.path, spec.memory_given ? spec.memory : weight_memory()));
+    auto model = load_model(std::move(src));
+    if (!model) return model.error();
+    auto owner = std::make_shared<LoadedModel>();
+    owner->model = std::move(*model);
+    auto tok = Tokenizer::from_source(*owner->model->source);
+    if (!tok) return make_error("{}: {}", spec.path, tok.message());
+    owner->tok = std::move(*tok);
+    SchedulerOptions so;
+    so.n_slots = a.n_slots;
+    so.batch_tokens = a.batch;
+    so.max_queue = a.max_queue;
+    so.session.n_ctx = a.ctx;
+    so.session.n_threads = a.threads;
+    so.session.kv_tokens = a.kv_tokens;
+    auto sched = Scheduler::create(*owner->model, *owner->tok, so);
+    if (!sched) return make_error("{}: {}", spec.path, sched.message());
+    owner->scheduler = std::move(*sched);
+
+    auto m = std::make_shared<server::ServedModel>();
+    m->name = spec.name;
+    m->tok = owner->tok.get();
+    m->scheduler = owner->scheduler.get();
+    m->renderer = ChatRenderer::from_source(*owner->model->source);
+    const int train = owner->model->config.n_ctx_train;
+    m->n_ctx = a.ctx > 0 ? a.ctx : std::min(train > 0 ? train : 4096, 4096);
+    m->created = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    m->owner = owner;
+    return m;
+}
+
+int run_serve(ServeArgs a) {
+    if (a.models.empty()) a.models.push_back(default_model_path());
+    std::vector<ModelSpec> specs;
+    for (const auto& s : a.models) {
+        auto spec = parse_model_spec(s);
+        if (!spec) return report(spec.message());
+        for (const auto& o : specs)
+            if (o.name == spec->name)
+                return report(fmt::format("two models are named '{}' (use -m NAME=PATH)", o.name));
+        specs.push_back(*spec);
+    }
+    if (a.reasoning_format == "none") a.server.reasoning = server::ReasoningFormat::None;
+    a.server.http_threads = std::max(a.server.http_threads, 4 * a.n_slots + 8);
+
+    // SIGINT/SIGTERM are taken by one thread (sigwait), so no handler runs on a worker.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+    server::Server srv(a.server);
+    auto port = srv.bind();
+    if (!port) return report(port.message());
+    std::thread http([&] { srv.run(); });
+    fmt::print(stderr, "moeinfer serve: listening on http://{}:{}\n", a.server.host, *port);
+
+    std::atomic<bool> load_failed{false};
+    std::string load_error;
+    std::thread loader([&] {
+        for (const auto& spec : specs) {
+            auto m = load_served(spec, a);
+            if (!m) {
+                load_error = m.message();
+                load_failed.store(true);
+                kill(getpid(), SIGTERM);  // wakes the signal thread
+                return;
+            }
+            fmt::print(stderr, "moeinfer serve: model '{}' ready ({}, context {} tokens)\n",
+                       spec.name, spec.path, (*m)->n_ctx);
+            srv.add_model(std::move(*m));
+        }
+        srv.set_ready();
+        fmt::print(stderr, "moeinfer serve: ready\n");
+    });
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    srv.stop();
+    loader.join();
+    http.join();
+    if (load_failed.load()) return report(load_error);
+    fmt::print(stderr, "moeinfer serve: stopped\n");
+    return 0;
+}
+
+}  // namespace
+
+void register_serve_command(CLI::App& app, int& exit_code) {
+    auto a = std::make_shared<ServeArgs>();
+    auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server");
+    cmd->add_option("-m,--model", a->models,
+                    "[NAME=]PATH[,mmap|,no-mmap]; repeatable (default: bundled demo MoE)");
+    add_weight_memory_options(cmd);
+    cmd->add_option("--host", a->server.host, "address to listen on")->capture_default_str();
+    cmd->add_option("--port", a->server.port, "port (0: any free port)")
+        ->check(CLI::Range(0, 65535))
+        ->capture_default_str();
+    cmd->add_option("--parallel", a->n_slots, "sequences decoded at once per model (also -np)")
+        ->check(CLI::Range(1, 1024))
+        ->capture_default_str();
+    cmd->add_option("-c,--ctx-size", a->ctx, "context per sequence (default: model's, max 4096)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--batch-size", a->batch, "tokens per scheduler step")
+        ->check(CLI::Range(1, 1 << 16))
+        ->capture_default_str();
+    cmd->add_option("--kv-tokens", a->kv_tokens, "KV pool size in tokens (default: ctx x slots)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--max-queue", a->max_queue, "waiting requests beyond which 503 is returned")
+        ->check(CLI::Range(0, 1 << 20))
+        ->capture_default_str();
+    cmd->add_option("--api-key", a->server.api_key, "require 'Authorization: Bearer KEY'");
+    cmd->add_option("--max-body", a->server.max_body, "largest request body in bytes (else 413)")
+        ->check(CLI::Range(size_t(1), size_t(1) << 34))
+        ->capture_default_str();
+    cmd->add_option("--timeout", a->server.timeout_s, "socket read/write timeout in seconds")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    cmd->add_option("--http-threads", a->server.http_threads,
+                    "connections served at once (at least 4 x -np + 8)")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    cmd->add_option("--reasoning-format", a->reasoning_format,
+                    "deepseek: <think> text as reasoning_content; none: keep it inline")
+        ->check(CLI::IsMember({"deepseek", "none"}))
+        ->capture_default_str();
+    cmd->add_option("-t,--threads", a->threads, "compute threads (default: all cores)");
+    cmd->callback([a, &exit_code] { exit_code = run_serve(*a); });
+}
+
+}  // namespace moe::cli

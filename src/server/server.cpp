@@ -1,0 +1,231 @@
+// HTTP routes, auth, limits and the model registry; the generation endpoints are in
+// completions.cpp. See server.h.
+#include "server/server.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "server/completions.h"
+#include "server/metrics_text.h"
+#include "server/openai_response.h"
+
+namespace moe::server {
+
+struct Server::Impl {
+    ServerOptions opt;
+    httplib::Server http;
+    std::mutex mu;  // models_ until ready
+    std::vector<std::shared_ptr<ServedModel>> models;
+    std::atomic<bool> ready{false}, stopping{false};
+    std::atomic<int64_t> n_requests{0}, n_errors{0}, n_queue_full{0};
+
+    CompletionEnv env() {
+        CompletionEnv e;
+        e.reasoning = opt.reasoning;
+        e.stopping = &stopping;
+        e.queue_full = &n_queue_full;
+        return e;
+    }
+
+    // The request's "model": absent -> the first; unknown -> the only one, or 404 with several.
+    const ServedModel* find(const std::string& name, httplib::Response& res) {
+        for (const auto& m : models)
+            if (m->name == name) return m.get();
+        if (name.empty() || models.size() == 1) return models.front().get();
+        ApiError e;
+        e.status = 404;
+        e.param = "model";
+        e.code = "model_not_found";
+        e.message = fmt::format("The model '{}' does not exist", name);
+        send_error(res, e);
+        return nullptr;
+    }
+
+    void routes();
+    void models_list(httplib::Response& res);
+};
+
+namespace {
+
+ApiError status_error(int status, std::string message, std::string type, std::string code) {
+    ApiError e;
+    e.status = status;
+    e.message = std::move(message);
+    e.type = std::move(type);
+    e.code = std::move(code);
+    return e;
+}
+
+json model_object(const ServedModel& m) {
+    return json{
+        {"id", m.name}, {"object", "model"}, {"created", m.created}, {"owned_by", "moeinfer"}};
+}
+
+}  // namespace
+
+void Server::Impl::models_list(httplib::Response& res) {
+    json data = json::array();
+    for (const auto& m : models) data.push_back(model_object(*m));
+    send_json(res, 200, dump(json{{"object", "list"}, {"data", std::move(data)}}));
+}
+
+void Server::Impl::routes() {
+    using Req = httplib::Request;
+    using Res = httplib::Response;
+
+    http.set_pre_routing_handler([this](const Req& req, Res& res) {
+        if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+        if (!opt.api_key.empty()) {
+            const std::string want = "Bearer " + opt.api_key;
+            if (req.get_header_value("Authorization") != want) {
+                send_error(res, status_error(401,
+                                             "Incorrect or missing API key (send 'Authorization: "
+                                             "Bearer <key>')",
+                                             "invalid_request_error", "invalid_api_key"));
+                return httplib::Server::HandlerResponse::Handled;
+            }
+        }
+        if (!ready.load() && req.path != "/metrics") {
+            send_error(res, status_error(503, "the server is loading models", "unavailable_error",
+                                         "model_loading"));
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
+    // Statuses httplib sets itself (404 no route, 413 body limit, 400 unreadable request) get
+    // OpenAI's error object; bodies our handlers wrote are left alone.
+    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const Req& req, Res& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        ApiError e;
+        e.status = res.status;
+        if (res.status == 404) {
+            e.message = fmt::format("no route for {} {}", req.method, req.path);
+            e.code = "not_found";
+        } else if (res.status == 413) {
+            e.message = fmt::format("the request body exceeds the limit of {} bytes", opt.max_body);
+            e.code = "request_too_large";
+        } else {
+            e.message = fmt::format("HTTP {}", res.status);
+        }
+        send_error(res, e);
+        return httplib::Server::HandlerResponse::Handled;
+    }));
+    http.set_logger([this](const Req&, const Res& res) {
+        ++n_requests;
+        if (res.status >= 400) ++n_errors;
+    });
+
+    http.Get("/health", [this](const Req&, Res& res) {
+        if (ready.load()) return send_json(res, 200, R"({"status":"ok"})");
+        send_error(res, status_error(503, "the server is loading models", "unavailable_error",
+                                     "model_loading"));
+    });
+    for (const char* p : {"/v1/models", "/models"})
+        http.Get(p, [this](const Req&, Res& res) { models_list(res); });
+    http.Get(R"(/v1/models/(.+))", [this](const Req& req, Res& res) {
+        for (const auto& m : models)
+            if (m->name == req.matches[1].str()) return send_json(res, 200, dump(model_object(*m)));
+        ApiError e;
+        e.status = 404;
+        e.param = "model";
+        e.code = "model_not_found";
+        e.message = fmt::format("The model '{}' does not exist", req.matches[1].str());
+        send_error(res, e);
+    });
+    for (const char* p : {"/v1/chat/completions", "/chat/completions"})
+        http.Post(p, [this](const Req& req, Res& res) {
+            auto r = parse_chat_request(req.body);
+            if (!r) return send_error(res, r.error());
+            if (const ServedModel* m = find(r->model, res)) handle_chat(*m, *r, env(), res);
+        });
+    for (const char* p : {"/v1/completions", "/completions"})
+        http.Post(p, [this](const Req& req, Res& res) {
+            auto r = parse_completion_request(req.body);
+            if (!r) return send_error(res, r.error());
+            if (const ServedModel* m = find(r->model, res)) handle_completion(*m, *r, env(), res);
+        });
+    http.Post("/tokenize", [this](const Req& req, Res& res) {
+        auto r = parse_tokenize_request(req.body);
+        if (!r) return send_error(res, r.error());
+        const ServedModel* m = find(r->model, res);
+        if (!m) return;
+        const auto ids = m->tok->encode(r->content, r->add_special, r->parse_special);
+        send_json(res, 200, dump(json{{"tokens", ids}}));
+    });
+    http.Post("/detokenize", [this](const Req& req, Res& res) {
+        auto r = parse_detokenize_request(req.body);
+        if (!r) return send_error(res, r.error());
+        const ServedModel* m = find(r->model, res);
+        if (!m) return;
+        for (size_t i = 0; i < r->tokens.size(); ++i)
+            if (r->tokens[i] >= m->tok->n_vocab())
+                return send_error(res, bad_request(fmt::format("tokens[{}]", i),
+                                                   fmt::format("token id {} is out of range (the "
+                                                               "vocabulary has {} tokens)",
+                                                               r->tokens[i], m->tok->n_vocab())));
+        send_json(res, 200, dump(json{{"content", m->tok->decode(r->tokens)}}));
+    });
+    http.Get("/metrics", [this](const Req&, Res& res) {
+        std::vector<std::pair<std::string, SchedulerMetrics>> ms;
+        if (ready.load())
+            for (const auto& m : models) ms.emplace_back(m->name, m->scheduler->metrics());
+        ServerCounters c{n_requests.load(), n_errors.load(), n_queue_full.load()};
+        res.set_content(metrics_text(ms, c), "text/plain; version=0.0.4; charset=utf-8");
+    });
+}
+
+Server::Server(ServerOptions opt) : impl_(std::make_unique<Impl>()) {
+    impl_->opt = std::move(opt);
+    auto& h = impl_->http;
+    const int n = std::max(4, impl_->opt.http_threads);
+    h.new_task_queue = [n] { return new httplib::ThreadPool(size_t(n)); };
+    // A stalled or slow client gives its thread back after the timeout.
+    h.set_read_timeout(impl_->opt.timeout_s, 0);
+    h.set_write_timeout(impl_->opt.timeout_s, 0);
+    h.set_keep_alive_timeout(5);
+    h.set_keep_alive_max_count(100);
+    h.set_payload_max_length(impl_->opt.max_body);
+    impl_->routes();
+}
+
+Server::~Server() {
+    stop();
+}
+
+Result<int> Server::bind() {
+    auto& o = impl_->opt;
+    if (o.port == 0) {
+        const int port = impl_->http.bind_to_any_port(o.host);
+        if (port < 0) return make_error("cannot listen on {} (any port)", o.host);
+        o.port = port;
+        return port;
+    }
+    if (!impl_->http.bind_to_port(o.host, o.port))
+        return make_error("cannot listen on {}:{} (in use, or not a local address?)", o.host,
+                          o.port);
+    return o.port;
+}
+
+void Server::run() {
+    impl_->http.listen_after_bind();
+}
+
+void Server::stop() {
+    impl_->stopping.store(true);
+    impl_->http.stop();
+}
+
+void Server::add_model(std::shared_ptr<ServedModel> m) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->models.push_back(std::move(m));
+}
+
+void Server::set_ready() {
+    impl_->ready.store(!impl_->models.empty());
+}
+
+}  // namespace moe::server
