@@ -14,8 +14,8 @@
 namespace moe {
 
 struct SessionOptions {
-    int n_ctx =
-        0;  // max positions of one sequence; 0: the model's training context, capped at 4096
+    // Max positions of one sequence; 0: the model's training context, capped at 4096.
+    int n_ctx = 0;
     int n_seq = 1;      // sequences that can be cached at once
     int n_threads = 0;  // 0: hardware concurrency
     int n_batch = 512;  // max tokens per forward pass when evaluating a prompt
