@@ -26,28 +26,48 @@ struct ServeArgs {
     std::string reasoning_format = "deepseek";
     int n_slots = 4, ctx = 0, batch = 512, max_queue = 64, threads = 0;
     int64_t kv_tokens = 0;
+    bool deterministic = false;
 };
 
-// "-m [NAME=]PATH[,mmap|,no-mmap]".
+// "-m [NAME=]PATH[,mmap|,no-mmap][,isa=scalar|avx2|avx512]": the options that are per model.
 struct ModelSpec {
     std::string name, path;
     WeightMemory memory = WeightMemory::Auto;
     bool memory_given = false;
+    int isa = -1;  // kern::Isa value; -1: the process default (MOE_ISA or the best supported)
 };
+
+// Takes one trailing ",option" off `rest` if it is a per-model option. Returns false when the
+// tail is not one (it is then part of the path).
+Result<bool> take_model_option(std::string& rest, ModelSpec& m) {
+    const size_t comma = rest.rfind(',');
+    if (comma == std::string::npos || comma == 0) return false;
+    const std::string opt = rest.substr(comma + 1);
+    if (opt == "mmap" || opt == "no-mmap") {
+        if (m.memory_given) return make_error("-m: ,mmap / ,no-mmap given twice");
+        m.memory = opt == "mmap" ? WeightMemory::Map : WeightMemory::Load;
+        m.memory_given = true;
+    } else if (opt.rfind("isa=", 0) == 0) {
+        const std::string v = opt.substr(4);
+        if (m.isa >= 0) return make_error("-m: ,isa= given twice");
+        if (v == "scalar") m.isa = 0;
+        else if (v == "avx2") m.isa = 1;
+        else if (v == "avx512") m.isa = 2;
+        else return make_error("-m: isa '{}' is not one of scalar, avx2, avx512", v);
+    } else {
+        return false;
+    }
+    rest.resize(comma);
+    return true;
+}
 
 Result<ModelSpec> parse_model_spec(const std::string& s) {
     ModelSpec m;
     std::string rest = s;
-    for (const auto& [suffix, mode] :
-         {std::pair{",no-mmap", WeightMemory::Load}, std::pair{",mmap", WeightMemory::Map}}) {
-        const std::string suf = suffix;
-        if (rest.size() > suf.size() &&
-            rest.compare(rest.size() - suf.size(), suf.size(), suf) == 0) {
-            rest.resize(rest.size() - suf.size());
-            m.memory = mode;
-            m.memory_given = true;
-            break;
-        }
+    for (;;) {
+        auto took = take_model_option(rest, m);
+        if (!took) return make_error("{} (in -m '{}')", took.message(), s);
+        if (!*took) break;
     }
     const size_t eq = rest.find('=');
     if (eq != std::string::npos && rest.find('/') > eq) {
@@ -90,6 +110,8 @@ Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
     so.session.n_ctx = a.ctx;
     so.session.n_threads = a.threads;
     so.session.kv_tokens = a.kv_tokens;
+    so.session.deterministic = a.deterministic;
+    so.session.isa = spec.isa;
     auto sched = Scheduler::create(*owner->model, *owner->tok, so);
     if (!sched) return make_error("{}: {}", spec.path, sched.message());
     owner->scheduler = std::move(*sched);
@@ -170,7 +192,11 @@ void register_serve_command(CLI::App& app, int& exit_code) {
     auto a = std::make_shared<ServeArgs>();
     auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server");
     cmd->add_option("-m,--model", a->models,
-                    "[NAME=]PATH[,mmap|,no-mmap]; repeatable (default: bundled demo MoE)");
+                    "[NAME=]PATH[,mmap|,no-mmap][,isa=scalar|avx2|avx512]; repeatable "
+                    "(default: bundled demo MoE)");
+    cmd->add_flag("--deterministic", a->deterministic,
+                  "batch invariance: a request's output does not depend on the other requests "
+                  "of a step (greedy output equals a single-request run; prompts are slower)");
     add_weight_memory_options(cmd);
     cmd->add_option("--host", a->server.host, "address to listen on")->capture_default_str();
     cmd->add_option("--port", a->server.port, "port (0: any free port)")
