@@ -2,25 +2,9 @@
 
 #include <utility>
 
-namespace moe {
+#include "core/utf8.h"
 
-size_t complete_utf8_prefix(std::string_view s) {
-    // Walk back over at most 3 continuation bytes to the last lead byte.
-    size_t n = s.size();
-    for (size_t back = 1; back <= 4 && back <= n; ++back) {
-        const unsigned char c = static_cast<unsigned char>(s[n - back]);
-        if ((c & 0xC0) == 0x80) continue;  // continuation byte
-        size_t need = 1;
-        if ((c & 0xE0) == 0xC0)
-            need = 2;
-        else if ((c & 0xF0) == 0xE0)
-            need = 3;
-        else if ((c & 0xF8) == 0xF0)
-            need = 4;
-        return back >= need ? n : n - back;
-    }
-    return n;
-}
+namespace moe {
 
 IncrementalDecoder::IncrementalDecoder(const Tokenizer& tok, std::span<const int32_t> context,
                                        bool skip_special)
@@ -34,7 +18,7 @@ IncrementalDecoder::IncrementalDecoder(const Tokenizer& tok, std::span<const int
 
 std::string IncrementalDecoder::push(int32_t id) {
     pending_ += tok_.decode_next(id, at_start_, skip_special_);
-    const size_t upto = complete_utf8_prefix(pending_);
+    const size_t upto = utf8::complete_prefix(pending_);
     std::string out = pending_.substr(0, upto);
     pending_.erase(0, upto);
     return out;

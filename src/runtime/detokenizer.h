@@ -32,7 +32,4 @@ class IncrementalDecoder {
     std::string pending_;  // at most 3 bytes: the start of an unfinished UTF-8 character
 };
 
-// Length of the longest prefix of s that ends on a UTF-8 character boundary.
-size_t complete_utf8_prefix(std::string_view s);
-
 }  // namespace moe
