@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "formats/model_source.h"
@@ -97,9 +98,10 @@ class ScriptedScheduler : public Scheduler {
     std::variant<std::shared_ptr<GenStream>, Refusal> submit(GenRequest r) override {
         if (refuse_full) return Refusal{SubmitError::QueueFull, "64 requests waiting"};
         ++submitted;
-        last_prompt = r.prompt;
-        last_stop = r.stop;
-        return std::make_shared<ScriptedStream>(std::move(r), tok_, active, delay, script);
+        std::lock_guard<std::mutex> lock(mu_);
+        last_prompt_ = r.prompt;
+        last_stop_ = r.stop;
+        return std::make_shared<ScriptedStream>(std::move(r), tok_, active, delay_, script_);
     }
     SchedulerMetrics metrics() const override {
         SchedulerMetrics m;
@@ -113,12 +115,30 @@ class ScriptedScheduler : public Scheduler {
 
     std::atomic<int> active{0}, submitted{0};
     std::atomic<bool> refuse_full{false};
-    std::chrono::milliseconds delay{1ms};
-    std::vector<std::string> script;
-    std::vector<int32_t> last_prompt;
-    std::vector<std::string> last_stop;
+    // Set by tests while the server runs: the HTTP threads read them under mu_.
+    void set_delay(std::chrono::milliseconds d) {
+        std::lock_guard<std::mutex> lock(mu_);
+        delay_ = d;
+    }
+    void set_script(std::vector<std::string> s) {
+        std::lock_guard<std::mutex> lock(mu_);
+        script_ = std::move(s);
+    }
+    std::vector<int32_t> last_prompt() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return last_prompt_;
+    }
+    std::vector<std::string> last_stop() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return last_stop_;
+    }
 
   private:
+    std::mutex mu_;
+    std::chrono::milliseconds delay_{1ms};
+    std::vector<std::string> script_;
+    std::vector<int32_t> last_prompt_;
+    std::vector<std::string> last_stop_;
     const Tokenizer& tok_;
     SchedulerOptions opt_;
 };
@@ -182,8 +202,8 @@ TEST(ServerHttp, ChatCompletionOnTheWire) {
     EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
     EXPECT_EQ(j["usage"]["completion_tokens"], 4);
     // The prompt is the rendered template, tokenized with special tokens parsed.
-    EXPECT_EQ(j["usage"]["prompt_tokens"], int(f.scheds[0]->last_prompt.size()));
-    const std::string echoed = f.tok->decode(f.scheds[0]->last_prompt);
+    EXPECT_EQ(j["usage"]["prompt_tokens"], int(f.scheds[0]->last_prompt().size()));
+    const std::string echoed = f.tok->decode(f.scheds[0]->last_prompt());
     EXPECT_NE(echoed.find("Hello there"), std::string::npos) << echoed;
     EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>().size() > 0, true);
     // The request's stop strings, then the chat format's end-of-turn texts.
@@ -193,9 +213,9 @@ TEST(ServerHttp, ChatCompletionOnTheWire) {
     ASSERT_EQ(st->status, 200);
     const auto turn_end = chat_stop_strings(ChatRenderer::from_source(*f.src).fallback());
     ASSERT_FALSE(turn_end.empty());
-    ASSERT_EQ(f.scheds[0]->last_stop.size(), 1 + turn_end.size());
-    EXPECT_EQ(f.scheds[0]->last_stop[0], "Q");
-    EXPECT_EQ(f.scheds[0]->last_stop[1], turn_end[0]);
+    ASSERT_EQ(f.scheds[0]->last_stop().size(), 1 + turn_end.size());
+    EXPECT_EQ(f.scheds[0]->last_stop()[0], "Q");
+    EXPECT_EQ(f.scheds[0]->last_stop()[1], turn_end[0]);
 }
 
 TEST(ServerHttp, CompletionWithTokenIdsAndLogprobs) {
@@ -204,7 +224,7 @@ TEST(ServerHttp, CompletionWithTokenIdsAndLogprobs) {
     auto r = c.Post("/v1/completions", R"({"prompt":[10,11,12],"max_tokens":3,"logprobs":2})",
                     "application/json");
     ASSERT_EQ(r->status, 200) << r->body;
-    EXPECT_EQ(f.scheds[0]->last_prompt, (std::vector<int32_t>{10, 11, 12}));
+    EXPECT_EQ(f.scheds[0]->last_prompt(), (std::vector<int32_t>{10, 11, 12}));
     const json j = json::parse(r->body);
     EXPECT_EQ(j["object"], "text_completion");
     EXPECT_EQ(j["choices"][0]["logprobs"]["tokens"].size(), 3u);
@@ -360,7 +380,7 @@ const std::vector<std::string> kThinking = {"<thi",       "nk>\nadd 2", " and 2\
 
 TEST(ServerHttp, ReasoningContentApartFromTheAnswer) {
     Fixture f({});
-    f.scheds[0]->script = kThinking;
+    f.scheds[0]->set_script(kThinking);
     auto c = f.client();
     auto r = c.Post("/v1/chat/completions", kChatLong, "application/json");
     const json m = json::parse(r->body)["choices"][0]["message"];
@@ -384,7 +404,7 @@ TEST(ServerHttp, ReasoningFormatNoneKeepsItInline) {
     ServerOptions o;
     o.reasoning = ReasoningFormat::None;
     Fixture f(o);
-    f.scheds[0]->script = kThinking;
+    f.scheds[0]->set_script(kThinking);
     auto c = f.client();
     const json m = json::parse(c.Post("/v1/chat/completions", kChatLong, "application/json")->body);
     EXPECT_FALSE(m["choices"][0]["message"].contains("reasoning_content"));
@@ -418,13 +438,13 @@ TEST(ServerHttp, TemplateKwargsReachTheTemplate) {
                            "chat_template_kwargs":{"enable_thinking":false}})",
                        "application/json");
     ASSERT_EQ(with->status, 200) << with->body;
-    const std::string rendered = f.tok->decode(f.scheds[0]->last_prompt);
+    const std::string rendered = f.tok->decode(f.scheds[0]->last_prompt());
     EXPECT_NE(rendered.find("</think>"), std::string::npos) << rendered;
     auto without = c.Post("/v1/chat/completions",
                           R"({"messages":[{"role":"user","content":"q"}],"max_tokens":1})",
                           "application/json");
     ASSERT_EQ(without->status, 200);
-    EXPECT_EQ(f.tok->decode(f.scheds[0]->last_prompt).find("</think>"), std::string::npos);
+    EXPECT_EQ(f.tok->decode(f.scheds[0]->last_prompt()).find("</think>"), std::string::npos);
     srv.stop();
     t.join();
 }
@@ -439,7 +459,7 @@ int64_t pages_used(httplib::Client& c) {
 
 TEST(ServerHttp, CancelledStreamFreesItsPages) {
     Fixture f({});
-    f.scheds[0]->delay = 20ms;
+    f.scheds[0]->set_delay(20ms);
     auto c = f.client();
     int chunks = 0;
     std::thread reader([&] {
@@ -470,7 +490,7 @@ int connect_raw(int port);
 
 TEST(ServerHttp, ClientGoneBeforeTheFirstTokenIsNoticed) {
     Fixture f({});
-    f.scheds[0]->delay = 20s;  // nothing to send for a long time (a queued request)
+    f.scheds[0]->set_delay(20s);  // nothing to send for a long time (a queued request)
     const int fd = connect_raw(f.port);
     ASSERT_GE(fd, 0);
     const std::string body = R"({"prompt":"a","max_tokens":5,"stream":true})";
