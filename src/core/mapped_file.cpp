@@ -1,5 +1,7 @@
 #include "core/mapped_file.h"
 
+#include "core/input_file.h"
+
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <sys/mman.h>
@@ -43,23 +45,12 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 }
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, WeightMemory mode) {
-    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever (before the
-    // regular-file check below could refuse it). It has no effect on regular files.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return make_error("cannot open '{}': {}", path, std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        const int e = errno;
-        ::close(fd);
-        return make_error("cannot stat '{}': {}", path, std::strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return make_error("'{}' is not a regular file", path);
-    }
+    // Refuses FIFOs and other non-regular files without blocking on them (core/input_file).
+    MOE_TRY(const OpenedInput in, open_regular_file(path));
+    const int fd = in.fd;
     std::shared_ptr<MappedFile> f(new MappedFile());
     f->path_ = path;
-    f->size_ = size_t(st.st_size);
+    f->size_ = size_t(in.size);
     if (f->size_ == 0) {
         ::close(fd);
         return f;
