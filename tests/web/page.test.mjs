@@ -155,6 +155,7 @@ test('the MoE page: grid shape, a streamed answer, top-k lit for a hovered token
 });
 
 async function handlesHoverMiddle() {
+  await page.evaluate(() => document.activeElement?.blur());
   const handles = await page.$$('.msg.assistant:last-of-type .tok');
   await handles[Math.floor(handles.length / 2)].hover();
 }
