@@ -134,6 +134,14 @@ test('chat: routing stays aligned with the tokens when a stop string holds text 
   assert.deepEqual(entries, fullEntries.slice(0, entries.length), 'the same tokens, in order');
 });
 
+test('moe_routing must be a boolean', async () => {
+  const r = await fetch(`${srv.url}/v1/completions`, {
+    method: 'POST', body: JSON.stringify({ prompt, max_tokens: 2, moe_routing: 1 }),
+  });
+  assert.equal(r.status, 400);
+  assert.equal((await r.json()).error.param, 'moe_routing');
+});
+
 test('dense model: no moe_routing, and /v1/models says it has no experts', async () => {
   const chunks = await sseChunks('/v1/completions', { model: 'dense', prompt, max_tokens: 4, moe_routing: true });
   for (const c of chunks) assert.equal(c.moe_routing, undefined);

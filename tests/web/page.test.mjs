@@ -206,6 +206,11 @@ test('the dense model: the page without the grid, saying why', async () => {
   assert.equal(sent.model, 'dense');
   assert.equal(sent.moe_routing, undefined, 'no routing asked of a dense model');
   assert.equal(await page.$$eval('#grid .cell', (c) => c.length), 0);
+  // Multi-turn: the next request carries the conversation so far.
+  await ask('And then?');
+  const next = await page.evaluate(() => window.moeinfer.lastRequest);
+  assert.deepEqual(next.messages.map((m) => m.role), ['user', 'assistant', 'user']);
+  assert.equal(next.messages[1].content, answer);
   await shot('dense.png');
 });
 
