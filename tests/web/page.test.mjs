@@ -217,3 +217,16 @@ test('the dense model: the page without the grid, saying why', async () => {
 test('no console errors, no failed loads', () => {
   assert.deepEqual(problems, []);
 });
+
+// Last: Chromium logs the refused request's 400 as a console error.
+test('a refused request shows the server\'s error and leaves the conversation as it was', async () => {
+  const before = await page.evaluate(() => window.moeinfer.history.length);
+  await setControl('max-tokens', 100000);
+  await page.focus('#input');
+  await page.keyboard.type('Too long.');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.getElementById('status').textContent === 'failed');
+  assert.match(await page.$eval('.msg.error:last-of-type', (e) => e.textContent), /^error: max_tokens/);
+  assert.equal(await page.evaluate(() => window.moeinfer.history.length), before);
+  assert.equal(await page.$eval('#send', (b) => b.disabled), false);
+});

@@ -208,6 +208,7 @@ async function send() {
   $('stop').disabled = false;
   setStatus('generating...');
   let answer = '';
+  let failed = false;
   let nTokens = 0;
   let tFirst = 0;
   try {
@@ -246,12 +247,14 @@ async function send() {
     if (e.name === 'AbortError') {
       setStatus(`stopped after ${nTokens} tokens`);
     } else {
-      const err = addMessage('error', `error: ${e.message}`);
-      err.classList.add('msg');
+      failed = true;
+      addMessage('error', `error: ${e.message}`);
       setStatus('failed');
     }
   } finally {
-    state.history.push({ role: 'assistant', content: answer });
+    // A failed turn leaves the conversation as it was; a stopped one keeps what was said.
+    if (failed) state.history.pop();
+    else state.history.push({ role: 'assistant', content: answer });
     state.controller = null;
     $('send').disabled = false;
     $('stop').disabled = true;
