@@ -109,6 +109,7 @@ test('the MoE page: grid shape, a streamed answer, top-k lit for a hovered token
   const ref = await replayChunks(sent);
   const spans = await page.$$eval('.msg.assistant:last-of-type .tok', (s) => s.map((x) => x.textContent));
   assert.deepEqual(spans, ref.map((r) => r.text), 'one span per streamed piece, the same greedy text');
+  assert.ok(spans.length > 1, 'the answer came in pieces');
   const pageEntries = await page.evaluate(() => window.moeinfer.lastEntries);
   assert.deepEqual(pageEntries.map((e) => e.layers), ref.flatMap((r) => r.entries).map((e) => e.layers).slice(0, pageEntries.length));
 
@@ -130,6 +131,8 @@ test('the MoE page: grid shape, a streamed answer, top-k lit for a hovered token
       }
     }
   }
+  assert.match(await page.$eval('#grid', (g) => g.getAttribute('aria-label')),
+    new RegExp(`layer ${moe.moe_layers[0]}: experts \\d+`), 'the grid in words');
   // Keyboard: a token can be focused and shows its routing.
   await page.focus('.msg.assistant:last-of-type .tok');
   assert.match(await page.$eval('#grid-token', (e) => e.textContent), /^token /);

@@ -98,6 +98,9 @@ function buildRoutingView() {
 // Lights the grid with one token's routing entry {"token", "layers": {"<layer>": [[e, w], ...]}}.
 function showEntry(entry, label) {
   $('grid-token').textContent = label;
+  // The same picks in words, for screen readers.
+  const words = entry ? Object.entries(entry.layers).map(([l, p]) => `layer ${l}: experts ${p.map(([e]) => e).join(', ')}`) : [];
+  $('grid').setAttribute('aria-label', `Experts of ${label}: ${words.join('; ') || 'none yet'}`);
   for (const c of $('grid').children) {
     if (!c.classList.contains('cell')) continue;
     const picks = entry ? entry.layers[c.dataset.layer] || [] : [];
