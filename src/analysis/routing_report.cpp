@@ -1,5 +1,6 @@
 #include "analysis/routing_report.h"
 
+#include "analysis/domain_routing.h"
 #include "core/atomic_file.h"
 
 #include <fmt/format.h>
@@ -463,6 +464,7 @@ std::string routing_report_sections(const json& stats, const std::string& id) {
         h += "</tr>\n";
     }
     h += "</table>\n";
+    h += domains_report_section(stats);  // only when the file has domains
     return h;
 }
 
