@@ -22,7 +22,7 @@ struct CompareOptions {
     double repeat_threshold = 0.5;     // repeated 4-gram share that counts as a loop
     bool isolate = true;               // measure each model in a child process (own peak RSS)
     std::string top_k_sweep;           // non-empty: top-k sweep of the MoE model over these k
-    int sweep_decode_tokens = 32;
+    int sweep_decode_tokens = 64;
     std::vector<DomainText> domains;   // non-empty: routing per domain text (MoE model)
     DomainOptions domain_opt;
 };

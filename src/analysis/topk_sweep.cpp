@@ -88,9 +88,16 @@ struct Arm {
     std::unique_ptr<Session> sess;
     Moments nll, dnll, kl;
     int64_t top1_same = 0, kept = 0, routed = 0;
-    double prompt_s = 0, decode_s = 0;
-    int64_t prompt_tokens = 0, decode_tokens = 0;
+    std::vector<double> prompt_s, decode_s;  // seconds per window, per decoded token
 };
+
+// Medians: the machine may be shared, and one preempted step must not move the figure.
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
 struct Eval {
     std::vector<float> logits;  // [n_ctx, n_vocab]
@@ -138,8 +145,7 @@ Result<SweepResult> run_top_k_sweep(const Model& model, std::span<const int32_t>
             a.sess->reset();
             const double t0 = now_seconds();
             MOE_TRY(e.logits, a.sess->eval_tokens(win, true, 0, n_moe > 0 ? &e.trace : nullptr));
-            a.prompt_s += now_seconds() - t0;
-            a.prompt_tokens += n_ctx;
+            a.prompt_s.push_back(now_seconds() - t0);
             return {};
         };
         Eval ne;  // the native k first: every other k is compared with it
@@ -175,8 +181,10 @@ Result<SweepResult> run_top_k_sweep(const Model& model, std::span<const int32_t>
         if (progress) progress(w + 1, plan.n_windows);
     }
 
-    // Decode: the first tokens of the first window one at a time, the arms taking turns.
-    const int n_dec = std::min(opt.decode_tokens, n_ctx);
+    // Decode: the first tokens of the first window one at a time, the arms taking turns; the
+    // first kWarm steps (cold caches) are not timed.
+    constexpr int kWarm = 2;
+    const int n_dec = opt.decode_tokens > 0 ? std::min(opt.decode_tokens + kWarm, n_ctx) : 0;
     for (auto& a : arms) a.sess->reset();
     for (int t = 0; t < n_dec; ++t)
         for (auto& a : arms) {
@@ -184,8 +192,7 @@ Result<SweepResult> run_top_k_sweep(const Model& model, std::span<const int32_t>
             const double t0 = now_seconds();
             MOE_TRY(auto l, a.sess->eval_tokens(std::span<const int32_t>(&id, 1), false));
             (void)l;
-            a.decode_s += now_seconds() - t0;
-            a.decode_tokens++;
+            if (t >= kWarm) a.decode_s.push_back(now_seconds() - t0);
         }
 
     SweepResult r;
@@ -204,8 +211,9 @@ Result<SweepResult> run_top_k_sweep(const Model& model, std::span<const int32_t>
         double bytes = double(wt.pass_bytes + wt.embd_row_bytes);
         for (int64_t b : wt.expert_bytes) bytes += double(b) * a.k;
         row.bytes_per_token = bytes;
-        row.prompt_tps = a.prompt_s > 0 ? double(a.prompt_tokens) / a.prompt_s : 0;
-        row.decode_tps = a.decode_s > 0 ? double(a.decode_tokens) / a.decode_s : 0;
+        const double tp = median(a.prompt_s), td = median(a.decode_s);
+        row.prompt_tps = tp > 0 ? double(n_ctx) / tp : 0;
+        row.decode_tps = td > 0 ? 1.0 / td : 0;
         row.n_scored = a.nll.n;
         row.nll = a.nll.mean();  // as evaluate_perplexity's finish()
         row.ppl = std::exp(row.nll);

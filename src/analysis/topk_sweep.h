@@ -4,7 +4,8 @@
 //
 // Per k: active parameters per token and weight bytes read per decoded token (from the tensor
 // shapes and types), prompt tok/s (the batched windows) and decode tok/s (token by token, the
-// sessions interleaved step by step so that machine noise hits every k alike), perplexity +/-
+// sessions interleaved step by step so that machine noise hits every k alike; both from the
+// median time of a window / a step), perplexity +/-
 // standard error, the paired NLL difference to native +/- its standard error, KL(P_native ||
 // P_k) and top-1 agreement per scored token, and the share of (MoE layer, scored token) whose
 // native top-1 expert is still among the k chosen. The native k is always one of the rows, and
@@ -31,7 +32,7 @@ Result<std::vector<int>> parse_top_k_list(std::string_view list, const ModelConf
 
 struct SweepOptions {
     PerplexityOptions ppl;   // windows, BOS, threads (batch1_windows is not used)
-    int decode_tokens = 32;  // tokens decoded one by one per k for decode tok/s (0: none)
+    int decode_tokens = 64;  // timed tokens decoded one by one per k (0: none)
 };
 
 struct SweepRow {

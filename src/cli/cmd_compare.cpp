@@ -124,7 +124,7 @@ void register_compare_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--sweep-k", a->top_k_sweep,
                     "the k of --top-k-sweep (default 1,2,4,all; the native k is always added)");
     cmd->add_option("--sweep-decode-tokens", a->o.sweep_decode_tokens,
-                    "tokens decoded one by one per k in the sweep (default 32)")
+                    "tokens decoded one by one per k in the sweep (default 64)")
         ->check(CLI::Range(0, 4096));
     cmd->add_flag("--domains", a->default_domains,
                   "routing per domain of the MoE model on the bundled texts (data/domain-*.txt)");

@@ -31,7 +31,7 @@ namespace {
 
 struct EvalArgs {
     std::string model, file, ref, top_k, html;
-    int decode_tokens = 32;
+    int decode_tokens = 64;
     int n_ctx = 512, stride = 0, threads = 0, chunks = 0, b1_chunks = 1;
     bool json = false;
     bool bos_chunks = false;
@@ -280,7 +280,7 @@ void register_eval_command(CLI::App& app, int& exit_code) {
                     "top-k sweep: routed experts per token to try, e.g. 1,2,4,8,all (the native "
                     "k is always added)");
     cmd->add_option("--decode-tokens", a->decode_tokens,
-                    "--top-k: tokens decoded one by one per k for decode tok/s (default 32)")
+                    "--top-k: tokens decoded one by one per k for decode tok/s (default 64)")
         ->check(CLI::Range(0, 4096));
     cmd->add_option("--html", a->html, "--top-k: also write the sweep report (HTML) here");
     cmd->add_flag("--bos-chunks", a->bos_chunks,
