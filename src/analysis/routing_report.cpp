@@ -163,7 +163,8 @@ std::string bar_chart_svg(const std::vector<std::string>& cats,
             "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"end\" "
             "fill=\"#333\">{}</text>\n",
             ml - 5, py + 4,
-            fmt_num(y, step < 1    ? 2
+            fmt_num(y, step < 0.01 ? 4  // small divergences need more digits than loads
+                       : step < 1  ? 2
                        : step < 10 ? 1
                                    : 0));
     }

@@ -25,7 +25,7 @@ struct Line {
 // false); marked points get a ring and a "native" label.
 std::string xy_plot_svg(const std::vector<Line>& lines, const std::string& title,
                         const std::string& xl, const std::string& yl, bool from_zero) {
-    const int W = 560, H = 300, ml = 64, mr = 16, mt = 30, mb = 64;
+    const int W = 500, H = 300, ml = 64, mr = 16, mt = 30, mb = 64;
     const int pw = W - ml - mr, ph = H - mt - mb;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (const auto& l : lines)
@@ -71,11 +71,11 @@ std::string xy_plot_svg(const std::vector<Line>& lines, const std::string& title
         std::string path;
         for (const auto& p : l.pts)
             path += fmt::format("{}{:.1f},{:.1f}", path.empty() ? "M" : " L", px(p.x), py(p.y));
-        s += fmt::format("<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2.5\"/>\n",
-                         path, l.color);
+        s += fmt::format("<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"4\"/>\n", path,
+                         l.color);
         for (const auto& p : l.pts) {
             s += fmt::format(
-                "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\" fill=\"{}\"><title>{}: {:.5g}, "
+                "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"7\" fill=\"{}\"><title>{}: {:.5g}, "
                 "{:.5g}</title></circle>\n<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" "
                 "text-anchor=\"middle\">{}</text>\n",
                 px(p.x), py(p.y), l.color, html_escape(p.label), p.x, p.y, px(p.x), py(p.y) - 9,
@@ -101,7 +101,8 @@ std::string xy_plot_svg(const std::vector<Line>& lines, const std::string& title
 
 std::string sweep_report_section(const nlohmann::json& sw, const std::string& title) {
     const int n = sw.value("n_expert", 0);
-    Line prompt{"prompt tok/s", "#1b9e77", {}}, decode{"decode tok/s", "#d95f02", {}};
+    Line prompt{"prompt (batched windows)", "#1b9e77", {}};
+    Line decode{"decode (one token at a time)", "#d95f02", {}};
     Line ppl{"perplexity", "#7570b3", {}};
     std::string rows;
     for (const auto& x : sw.at("rows")) {
@@ -125,7 +126,12 @@ std::string sweep_report_section(const nlohmann::json& sw, const std::string& ti
             100.0 * x.value("native_top1_kept", 0.0));
     }
     std::string h = "<h2 id=\"topk-sweep\">" + html_escape(title) + "</h2>\n";
-    h += "<p class=\"summary\">" + html_escape(sw.value("summary", std::string())) + "</p>\n";
+    const std::string sum = sw.value("summary", std::string());  // one sentence group per line
+    for (size_t b = 0, e; b < sum.size(); b = e + 1) {
+        e = sum.find('\n', b);
+        if (e == std::string::npos) e = sum.size();
+        if (e > b) h += "<p class=\"summary\">" + html_escape(sum.substr(b, e - b)) + "</p>\n";
+    }
     h += fmt::format(
         "<p class=\"note\">{} windows of {} tokens, {} predictions scored for every k, the same "
         "tokens for each. &Delta;NLL: paired per-token NLL difference to the native k (nats). KL: "
@@ -138,7 +144,10 @@ std::string sweep_report_section(const nlohmann::json& sw, const std::string& ti
          "native</th><th>KL vs native</th><th>top-1</th><th>top-1 expert kept</th></tr>\n" +
          rows + "</table>\n";
     h += "<div class=\"charts\"><div class=\"chart\">" +
-         xy_plot_svg({prompt, decode}, "speed vs active parameters",
+         xy_plot_svg({prompt}, "prompt speed vs active parameters",
+                     "active parameters per token (millions)", "tokens / s", true) +
+         "</div><div class=\"chart\">" +
+         xy_plot_svg({decode}, "decode speed vs active parameters",
                      "active parameters per token (millions)", "tokens / s", true) +
          "</div><div class=\"chart\">" +
          xy_plot_svg({ppl}, "perplexity vs routed experts", "experts per token (k)", "perplexity",
