@@ -112,8 +112,9 @@ int run_sweep(const EvalArgs& a, const Model& m, const std::vector<int>& ks,
     so.decode_tokens = a.decode_tokens;
     fmt::print(stderr, "top-k sweep: k = {} (native {})\n", fmt::join(ks, ", "),
                native_top_k(m.config.moe));
-    auto res = run_top_k_sweep(m, ids, ks, so, [](int w, int n) {
-        fmt::print(stderr, "\rwindow {}/{}{}", w, n, w == n ? "\n" : "");
+    const bool tty = isatty(fileno(stderr));
+    auto res = run_top_k_sweep(m, ids, ks, so, [tty](int w, int n) {
+        if (tty) fmt::print(stderr, "\rwindow {}/{}{}", w, n, w == n ? "\n" : "");
     });
     if (!res) return report(res.message());
     nlohmann::json j = sweep_json(*res);
