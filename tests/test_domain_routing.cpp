@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "analysis/compare_result.h"
 #include "analysis/domain_measure.h"
 #include "analysis/domain_routing.h"
 #include "analysis/routing_report.h"
@@ -158,6 +159,21 @@ TEST(RoutingStatsCli, BadInputIsOneClearError) {
         EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << c.args << "\n" << r.all();
         EXPECT_NE(r.all().find(c.says), std::string::npos) << c.args << "\n" << r.all();
     }
+}
+
+// compare's child hands the optional sections to the parent as JSON: they must survive it.
+TEST(CompareSections, SweepAndDomainsSurviveTheJsonRoundTrip) {
+    ModelMeasures m;
+    m.top_k_sweep = {{"native_k", 2}, {"rows", nlohmann::json::array()}};
+    m.domains = {{"domains", {{"names", {"a", "b"}}}}};
+    m.top_k_sweep_note = "the dense model has no routing to sweep";
+    m.domains_note = "no domains";
+    auto back = measures_from_json(to_json(m));
+    ASSERT_TRUE(back) << back.message();
+    EXPECT_EQ(back->top_k_sweep, m.top_k_sweep);
+    EXPECT_EQ(back->domains, m.domains);
+    EXPECT_EQ(back->top_k_sweep_note, m.top_k_sweep_note);
+    EXPECT_EQ(back->domains_note, m.domains_note);
 }
 
 }  // namespace
