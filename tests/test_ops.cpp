@@ -246,7 +246,7 @@ TEST(Ops, PerHeadMatmulMatchesReference) {
     std::mt19937 rng(6);
     ThreadPool pool(3);
     const int nh = 3;
-    const int64_t T = 5, N = 24, K = 64, x_tok = nh * K + 8, x_head = K;
+    const int64_t T = 5, N = 24, K = 64, x_head = K + 4, x_tok = nh * x_head + 8;
     for (DType t : {DType::F32, DType::Q8_0}) {
         TensorView w;
         const auto mem = make_weight(t, nh, N, K, rng, w);
