@@ -49,6 +49,9 @@ void attention(const AttentionParams& a, const float* q, int64_t T, const int32_
     const int nh = a.n_head, group = a.n_head / a.n_head_kv;
     const int64_t q_w = int64_t(nh) * a.k_dim, o_w = int64_t(nh) * a.v_dim;
     const int kd = a.k_dim, vd = a.v_dim, split = a.k_split;
+    // Locals, not loads through `a` / `kv` that a float store into the scores might alias.
+    const int64_t k_row = kv.k_row, v_row = kv.v_row;
+    const float scale = a.scale, cap = a.soft_cap;
     pool.parallel_for(T * nh, [&](int64_t task) {
         const int64_t t = task / nh;
         const int h = int(task % nh), hk = h / group;
@@ -60,14 +63,14 @@ void attention(const AttentionParams& a, const float* q, int64_t T, const int32_
         std::vector<float> sc(size_t(last - p0 + 1));  // [positions]
         for (int64_t p = p0, n; p <= last; p += n) {
             n = page_run(kv, p, last + 1);
-            const float* kr = kv.k + kv.slot(s, p) * kv.k_row + int64_t(hk) * kd;
+            const float* kr = kv.k + kv.slot(s, p) * k_row + int64_t(hk) * kd;
             for (int64_t j = 0; j < n; ++j) {
-                const float* k = kr + j * kv.k_row;
+                const float* k = kr + j * k_row;
                 const float d = split > 0
                                     ? dot(qh, k, split) + dot(qh + split, k + split, kd - split)
                                     : dot(qh, k, kd);
-                float v = d * a.scale;
-                if (a.soft_cap > 0) v = a.soft_cap * std::tanh(v / a.soft_cap);
+                float v = d * scale;
+                if (cap > 0) v = cap * std::tanh(v / cap);
                 sc[size_t(p - p0 + j)] = v;
             }
         }
@@ -76,10 +79,10 @@ void attention(const AttentionParams& a, const float* q, int64_t T, const int32_
         std::fill(o, o + vd, 0.0f);
         for (int64_t p = p0, n; p <= last; p += n) {
             n = page_run(kv, p, last + 1);
-            const float* vr = kv.v + kv.slot(s, p) * kv.v_row + int64_t(hk) * vd;
+            const float* vr = kv.v + kv.slot(s, p) * v_row + int64_t(hk) * vd;
             for (int64_t j = 0; j < n; ++j) {
                 const float pr = sc[size_t(p - p0 + j)];
-                for (int i = 0; i < vd; ++i) o[i] += pr * vr[j * kv.v_row + i];
+                for (int i = 0; i < vd; ++i) o[i] += pr * vr[j * v_row + i];
             }
         }
     });
