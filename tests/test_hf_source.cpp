@@ -18,42 +18,20 @@
 #include "formats/hf_source.h"
 #include "formats/model_source.h"
 #include "formats/safetensors.h"
+#include "hf_folder_writer.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
+using moe::test::ScratchDir;
+using moe::test::StTensor;
+using moe::test::write_safetensors_file;
+
 const std::string kModels = std::string(MOE_FIXTURES_DIR) + "/models/";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-struct StEntry {
-    std::string name;
-    std::string dtype;  // "F32", "F16", "BF16", ...
-    std::vector<int64_t> shape;
-    std::vector<uint8_t> bytes;
-};
-
-// Writes a safetensors file holding the given tensors in order.
-void write_safetensors(const fs::path& path, const std::vector<StEntry>& entries) {
-    nlohmann::ordered_json h;
-    h["__metadata__"] = {{"format", "pt"}};
-    uint64_t off = 0;
-    for (const auto& e : entries) {
-        h[e.name] = {
-            {"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {off, off + e.bytes.size()}}};
-        off += e.bytes.size();
-    }
-    std::string header = h.dump();
-    while (header.size() % 8) header += ' ';
-    std::ofstream out(path, std::ios::binary);
-    const uint64_t n = header.size();
-    for (int i = 0; i < 8; ++i) out.put(char((n >> (8 * i)) & 0xff));
-    out << header;
-    for (const auto& e : entries)
-        out.write(reinterpret_cast<const char*>(e.bytes.data()), std::streamsize(e.bytes.size()));
-}
 
 void write_raw(const fs::path& path, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary);
@@ -65,23 +43,6 @@ std::string le64(uint64_t n) {
     for (int i = 0; i < 8; ++i) s += char((n >> (8 * i)) & 0xff);
     return s;
 }
-
-class TempDir {
-  public:
-    explicit TempDir(const std::string& tag) {
-        path_ = fs::temp_directory_path() / ("moe_hf_" + tag + "_" + std::to_string(::getpid()));
-        fs::remove_all(path_);
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
 
 std::vector<float> to_f32(const moe::TensorView& v) {
     const int64_t n = v.shape.numel();
@@ -178,13 +139,13 @@ INSTANTIATE_TEST_SUITE_P(Families, HfVsGguf,
 // ---------------------------------------------------------------------------------------------
 // Folder layouts: index.json shards and several files without an index
 
-std::vector<StEntry> read_all(const std::string& path) {
+std::vector<StTensor> read_all(const std::string& path) {
     auto f = moe::SafetensorsFile::open(path);
     EXPECT_TRUE(f.ok()) << (f.ok() ? "" : f.message());
-    std::vector<StEntry> out;
+    std::vector<StTensor> out;
     if (!f.ok()) return out;
     for (const auto& t : (*f)->tensors()) {
-        StEntry e;
+        StTensor e;
         e.name = t.name;
         e.dtype = t.dtype == moe::DType::F32 ? "F32" : t.dtype == moe::DType::F16 ? "F16" : "BF16";
         for (int d = 0; d < t.shape.rank; ++d) e.shape.push_back(t.shape[d]);
@@ -224,14 +185,14 @@ TEST(HfSource, ShardedWithIndexAndWithout) {
 
     for (bool with_index : {true, false}) {
         SCOPED_TRACE(with_index ? "index" : "no index");
-        TempDir tmp(std::string("shards") + (with_index ? "1" : "0"));
+        ScratchDir tmp(std::string("shards") + (with_index ? "1" : "0"));
         const fs::path dir = tmp.path() / "mixtral";
         fs::create_directories(dir);
         fs::copy_file(kModels + "mixtral/config.json", dir / "config.json");
-        std::vector<StEntry> a(all.begin(), all.begin() + all.size() / 2);
-        std::vector<StEntry> b(all.begin() + all.size() / 2, all.end());
-        write_safetensors(dir / "model-00001-of-00002.safetensors", a);
-        write_safetensors(dir / "model-00002-of-00002.safetensors", b);
+        std::vector<StTensor> a(all.begin(), all.begin() + all.size() / 2);
+        std::vector<StTensor> b(all.begin() + all.size() / 2, all.end());
+        write_safetensors_file(dir / "model-00001-of-00002.safetensors", a);
+        write_safetensors_file(dir / "model-00002-of-00002.safetensors", b);
         if (with_index) {
             nlohmann::json idx;
             idx["metadata"] = {{"total_size", 0}};
@@ -247,11 +208,11 @@ TEST(HfSource, ShardedWithIndexAndWithout) {
 
 TEST(HfSource, IndexPointingAtWrongShardIsAnError) {
     auto all = read_all(kModels + "llama/model.safetensors");
-    TempDir tmp("badindex");
+    ScratchDir tmp("badindex");
     fs::copy_file(kModels + "llama/config.json", tmp.path() / "config.json");
     // all[0] lives in b.safetensors, but the index claims it is in a.safetensors
-    write_safetensors(tmp.path() / "a.safetensors", {all.begin() + 1, all.end()});
-    write_safetensors(tmp.path() / "b.safetensors", {all[0]});
+    write_safetensors_file(tmp.path() / "a.safetensors", {all.begin() + 1, all.end()});
+    write_safetensors_file(tmp.path() / "b.safetensors", {all[0]});
     nlohmann::json idx;
     for (const auto& e : all) idx["weight_map"][e.name] = "a.safetensors";
     idx["weight_map"]["model.norm.weight"] = "b.safetensors";
@@ -270,10 +231,10 @@ TEST(HfSource, IndexPointingAtWrongShardIsAnError) {
 
 TEST(HfSource, DuplicateTensorAcrossFilesIsAnError) {
     auto all = read_all(kModels + "llama/model.safetensors");
-    TempDir tmp("dup");
+    ScratchDir tmp("dup");
     fs::copy_file(kModels + "llama/config.json", tmp.path() / "config.json");
-    write_safetensors(tmp.path() / "a.safetensors", all);
-    write_safetensors(tmp.path() / "b.safetensors", {all[0]});
+    write_safetensors_file(tmp.path() / "a.safetensors", all);
+    write_safetensors_file(tmp.path() / "b.safetensors", {all[0]});
     auto r = moe::open_model_source(tmp.path().string());
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.message().find("occurs in both"), std::string::npos) << r.message();
@@ -295,11 +256,11 @@ TEST(HfSource, HalfPrecisionSourcesKeepTheirType) {
         e.bytes = std::move(h);
         e.dtype = "BF16";
     }
-    TempDir tmp("bf16");
+    ScratchDir tmp("bf16");
     const fs::path dir = tmp.path() / "qwen2moe";
     fs::create_directories(dir);
     fs::copy_file(kModels + "qwen2moe/config.json", dir / "config.json");
-    write_safetensors(dir / "model.safetensors", all);
+    write_safetensors_file(dir / "model.safetensors", all);
     auto hf = open_or_fail(dir.string());
     auto ref = open_or_fail(kModels + "qwen2moe");
     ASSERT_TRUE(hf && ref);
@@ -322,7 +283,7 @@ TEST(HfSource, HalfPrecisionSourcesKeepTheirType) {
 // Bad input: every case is a clear error, never a crash
 
 TEST(Safetensors, TruncatedFile) {
-    TempDir tmp("trunc");
+    ScratchDir tmp("trunc");
     write_raw(tmp.path() / "x.safetensors", std::string("\x10\x00\x00", 3));
     auto r = moe::SafetensorsFile::open((tmp.path() / "x.safetensors").string());
     ASSERT_FALSE(r.ok());
@@ -343,7 +304,7 @@ TEST(Safetensors, TruncatedFile) {
 }
 
 TEST(Safetensors, HeaderLengthLargerThanFile) {
-    TempDir tmp("hlen");
+    ScratchDir tmp("hlen");
     write_raw(tmp.path() / "x.safetensors", le64(1ull << 40) + "{}");
     auto r = moe::SafetensorsFile::open((tmp.path() / "x.safetensors").string());
     ASSERT_FALSE(r.ok());
@@ -353,7 +314,7 @@ TEST(Safetensors, HeaderLengthLargerThanFile) {
 }
 
 TEST(Safetensors, DataOffsetsOutsideFile) {
-    TempDir tmp("offs");
+    ScratchDir tmp("offs");
     auto write_header = [&](const std::string& name, const std::string& json, size_t data_bytes) {
         write_raw(tmp.path() / name, le64(json.size()) + json + std::string(data_bytes, '\0'));
         return moe::SafetensorsFile::open((tmp.path() / name).string());
@@ -400,7 +361,7 @@ TEST(Safetensors, DataOffsetsOutsideFile) {
 }
 
 TEST(Safetensors, UnsupportedDtype) {
-    TempDir tmp("dtype");
+    ScratchDir tmp("dtype");
     const std::string json = R"({"ids":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})";
     write_raw(tmp.path() / "x.safetensors", le64(json.size()) + json + std::string(16, '\0'));
     auto r = moe::SafetensorsFile::open((tmp.path() / "x.safetensors").string());
@@ -410,15 +371,15 @@ TEST(Safetensors, UnsupportedDtype) {
 }
 
 TEST(HfSource, FolderWithoutConfig) {
-    TempDir tmp("noconfig");
-    write_safetensors(tmp.path() / "model.safetensors", {});
+    ScratchDir tmp("noconfig");
+    write_safetensors_file(tmp.path() / "model.safetensors", {});
     auto r = moe::open_model_source(tmp.path().string());
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.message().find("config.json"), std::string::npos) << r.message();
 }
 
 TEST(HfSource, FolderWithoutWeights) {
-    TempDir tmp("noweights");
+    ScratchDir tmp("noweights");
     fs::copy_file(kModels + "llama/config.json", tmp.path() / "config.json");
     auto r = moe::open_model_source(tmp.path().string());
     ASSERT_FALSE(r.ok());
@@ -426,9 +387,9 @@ TEST(HfSource, FolderWithoutWeights) {
 }
 
 TEST(HfSource, UnknownArchitecture) {
-    TempDir tmp("unknown");
+    ScratchDir tmp("unknown");
     write_raw(tmp.path() / "config.json", R"({"architectures": ["FooBarForCausalLM"]})");
-    write_safetensors(tmp.path() / "model.safetensors", {});
+    write_safetensors_file(tmp.path() / "model.safetensors", {});
     auto r = moe::open_model_source(tmp.path().string());
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.message().find("FooBarForCausalLM"), std::string::npos) << r.message();
@@ -437,8 +398,8 @@ TEST(HfSource, UnknownArchitecture) {
 }
 
 TEST(HfSource, BadConfig) {
-    TempDir tmp("badconfig");
-    write_safetensors(tmp.path() / "model.safetensors", {});
+    ScratchDir tmp("badconfig");
+    write_safetensors_file(tmp.path() / "model.safetensors", {});
     write_raw(tmp.path() / "config.json", "{ not json");
     auto r = moe::open_model_source(tmp.path().string());
     ASSERT_FALSE(r.ok());
@@ -452,10 +413,10 @@ TEST(HfSource, BadConfig) {
 
 TEST(HfSource, UnmappedTensorIsAnError) {
     auto all = read_all(kModels + "llama/model.safetensors");
-    all.push_back(StEntry{"model.layers.0.mystery.weight", "F32", {2}, std::vector<uint8_t>(8)});
-    TempDir tmp("unmapped");
+    all.push_back(StTensor{"model.layers.0.mystery.weight", "F32", {2}, std::vector<uint8_t>(8)});
+    ScratchDir tmp("unmapped");
     fs::copy_file(kModels + "llama/config.json", tmp.path() / "config.json");
-    write_safetensors(tmp.path() / "model.safetensors", all);
+    write_safetensors_file(tmp.path() / "model.safetensors", all);
     auto r = moe::open_model_source(tmp.path().string());
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.message().find("model.layers.0.mystery.weight"), std::string::npos) << r.message();
@@ -463,12 +424,12 @@ TEST(HfSource, UnmappedTensorIsAnError) {
 
 TEST(HfSource, MissingExpertIsAnError) {
     auto all = read_all(kModels + "mixtral/model.safetensors");
-    std::erase_if(all, [](const StEntry& e) {
+    std::erase_if(all, [](const StTensor& e) {
         return e.name == "model.layers.1.block_sparse_moe.experts.5.w2.weight";
     });
-    TempDir tmp("noexpert");
+    ScratchDir tmp("noexpert");
     fs::copy_file(kModels + "mixtral/config.json", tmp.path() / "config.json");
-    write_safetensors(tmp.path() / "model.safetensors", all);
+    write_safetensors_file(tmp.path() / "model.safetensors", all);
     auto r = moe::open_model_source(tmp.path().string());
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.message().find("experts.5.w2"), std::string::npos) << r.message();

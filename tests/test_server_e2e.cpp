@@ -13,10 +13,13 @@
 #include <regex>
 #include <thread>
 
+#include "raw_socket.h"
+
 namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using moe::test::connect_raw;
 
 // The server process; the first stderr line it prints names the port.
 class ServeProcess {
@@ -120,19 +123,6 @@ TEST(ServerE2E, AnswersAndRefusesLikeOpenAI) {
     EXPECT_EQ(j["object"], "chat.completion");
     EXPECT_LE(j["usage"]["completion_tokens"].get<int>(), 6);
     EXPECT_EQ(s.stop(), 0);  // SIGTERM: clean exit
-}
-
-int connect_raw(int port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(uint16_t(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 TEST(ServerE2E, StalledClientsAndCancelledStreams) {

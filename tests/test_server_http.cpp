@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "formats/model_source.h"
+#include "raw_socket.h"
 #include "server/server.h"
 
 namespace moe::server {
@@ -21,6 +22,7 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using moe::test::connect_raw;
 
 // Replies with the prompt's tokens again, one per `delay`, as if decoding.
 class ScriptedStream : public GenStream {
@@ -486,8 +488,6 @@ TEST(ServerHttp, CancelledStreamFreesItsPages) {
     EXPECT_EQ(f.scheds[0]->active.load(), 0);
 }
 
-int connect_raw(int port);
-
 TEST(ServerHttp, ClientGoneBeforeTheFirstTokenIsNoticed) {
     Fixture f({});
     f.scheds[0]->set_delay(20s);  // nothing to send for a long time (a queued request)
@@ -506,19 +506,6 @@ TEST(ServerHttp, ClientGoneBeforeTheFirstTokenIsNoticed) {
     for (int i = 0; i < 100 && f.scheds[0]->active.load() != 0; ++i)
         std::this_thread::sleep_for(100ms);
     EXPECT_EQ(f.scheds[0]->active.load(), 0) << "the request was not cancelled";
-}
-
-int connect_raw(int port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(uint16_t(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 TEST(ServerHttp, StalledClientsDoNotBlockOthers) {

@@ -67,9 +67,12 @@ inline constexpr int kGemmTokens = 16;
 using GroupBytesFn = int64_t (*)(int64_t K);
 using PackGroupFn = void (*)(const void* const* rows, int64_t K, void* dst);
 // y[t * ldy + r] = dot(w row r, token t) for r < n_rows, t < n_tokens; token t is lane
-// t % kGemmTokens of group t / kGemmTokens (the last group may be partly padding).
+// t % kGemmTokens of group t / kGemmTokens (the last group may be partly padding). unpack: the
+// caller's gemm_unpack_bytes(K) bytes for the weight rows it decodes (no global scratch).
 using GemmFn = void (*)(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
-                        int64_t n_tokens, float* y, int64_t ldy);
+                        int64_t n_tokens, float* y, int64_t ldy, void* unpack);
+// 4 weight rows unpacked to levels and integer scales, at most 1.5 bytes per weight.
+inline int64_t gemm_unpack_bytes(int64_t K) { return 4 * K * 3 / 2; }
 struct GemmKernel {
     DType wtype;
     ActFormat act;

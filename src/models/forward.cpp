@@ -55,7 +55,7 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
         else
             attention_forward(c.attn[size_t(il)], L.attn, il, h.data(), b, n_embd, c.rms_eps, kv,
                               pool, out.data());
-        for (size_t i = 0; i < x.size(); ++i) x[i] += out[i];
+        ops::add(x.data(), out.data(), T * n_embd);
 
         ops::rms_norm(x.data(), T, n_embd, L.ffn_norm.p, c.rms_eps, h.data());
         if (L.is_moe) {
@@ -75,7 +75,7 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
         } else {
             ffn_forward(L.ffn, h.data(), T, pool, out.data());
         }
-        for (size_t i = 0; i < x.size(); ++i) x[i] += out[i];
+        ops::add(x.data(), out.data(), T * n_embd);
     }
 
     // Output head only for the rows that want logits.

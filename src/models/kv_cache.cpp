@@ -70,4 +70,13 @@ size_t KvCache::bytes() const {
     return b;
 }
 
+void KvCache::store(int il, const Batch& b, const float* k, const float* v) {
+    const int64_t kw = k_width(il), vw = v_width(il);
+    for (int64_t t = 0; t < b.size(); ++t) {
+        const int s = b.seq[size_t(t)], p = b.pos[size_t(t)];
+        std::copy_n(k + t * kw, kw, this->k(il, s, p));
+        if (v) std::copy_n(v + t * vw, vw, this->v(il, s, p));
+    }
+}
+
 }  // namespace moe

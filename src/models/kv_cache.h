@@ -12,6 +12,8 @@
 
 #include "core/result.h"
 #include "core/zeroed_buffer.h"
+#include "kernels/ops.h"
+#include "models/batch.h"
 #include "models/kv_layout.h"
 #include "models/model.h"
 
@@ -36,7 +38,7 @@ class KvCache {
     int v_width(int il) const { return v_width_[size_t(il)]; }
 
     // Rows of position pos of sequence seq, which must lie in a page the sequence holds. Rows of
-    // one page are contiguous: run(pos, end) positions from pos on share it (walk page by page).
+    // one page are contiguous.
     float* k(int il, int seq, int64_t pos) { return k_[size_t(il)] + slot(seq, pos) * k_width(il); }
     float* v(int il, int seq, int64_t pos) { return v_[size_t(il)] + slot(seq, pos) * v_width(il); }
     const float* k(int il, int seq, int64_t pos) const {
@@ -45,8 +47,12 @@ class KvCache {
     const float* v(int il, int seq, int64_t pos) const {
         return v_[size_t(il)] + slot(seq, pos) * v_width(il);
     }
-    static int64_t run(int64_t pos, int64_t end) {
-        return std::min(end, (pos / kPageTokens + 1) * kPageTokens) - pos;
+    // Writes the batch's rows: k [T, k_width(il)] (and v [T, v_width(il)] unless null) at each
+    // token's (sequence, position).
+    void store(int il, const Batch& b, const float* k, const float* v);
+    // Layer il as ops::attention reads it.
+    ops::KvPages pages(int il) const {
+        return {k_[size_t(il)], v_[size_t(il)], k_width(il), v_width(il), kPageTokens, table_};
     }
 
     // Page accounting.

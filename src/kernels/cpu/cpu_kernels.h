@@ -46,7 +46,7 @@ void pack_g16_q8k(const void* const* rows, int64_t K, void* dst);
 void pack_g16_q8x32(const void* const* rows, int64_t K, void* dst);
 #define MOE_DECLARE_GEMM(name)                                                           \
     void name(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg, \
-              int64_t n_tokens, float* y, int64_t ldy);
+              int64_t n_tokens, float* y, int64_t ldy, void* unpack);
 MOE_DECLARE_GEMM(gemm_q4_k_g16)
 MOE_DECLARE_GEMM(gemm_q5_k_g16)
 MOE_DECLARE_GEMM(gemm_q6_k_g16)

@@ -86,4 +86,52 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
     }
 }
 
+void sigmoid(float* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + std::exp(-x[i]));
+}
+
+void swiglu_clamped(const float* gate, const float* up, float* out, int64_t n, float alpha,
+                    float limit) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = std::min(gate[i], limit);
+        const float u = std::clamp(up[i], -limit, limit);
+        out[i] = (u + 1.0f) * (g * (1.0f / (1.0f + std::exp(-(alpha * g)))));
+    }
+}
+
+void add(float* y, const float* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void add_bias(float* y, int64_t T, int64_t n, const float* b) {
+    if (!b) return;
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
+}
+
+void add_scaled_rows(float* y, const float* x, const float* s, int64_t T, int64_t n) {
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < n; ++i) y[t * n + i] += s[t] * x[t * n + i];
+}
+
+void rope(const RopeParams& p, float* x, int64_t T, int64_t row_stride, int n_heads,
+          int head_stride, const int32_t* pos) {
+    const int half = p.n_dims / 2;
+    for (int64_t t = 0; t < T; ++t) {
+        float* row = x + t * row_stride;
+        for (int i = 0; i < half; ++i) {
+            const double theta = double(pos[t]) * p.inv_freq[i];
+            const float cs = float(std::cos(theta) * p.attn_factor);
+            const float sn = float(std::sin(theta) * p.attn_factor);
+            const int a = p.neox ? i : 2 * i, b = p.neox ? i + half : 2 * i + 1;
+            for (int h = 0; h < n_heads; ++h) {
+                float* v = row + int64_t(h) * head_stride;
+                const float x0 = v[a], x1 = v[b];
+                v[a] = x0 * cs - x1 * sn;
+                v[b] = x0 * sn + x1 * cs;
+            }
+        }
+    }
+}
+
 }  // namespace moe::ops

@@ -7,63 +7,6 @@
 #include "kernels/ops.h"
 
 namespace moe {
-namespace {
-
-void add_bias(float* y, int64_t T, int64_t n, const F32Vec& b) {
-    if (b.empty()) return;
-    for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < n; ++i) y[t * n + i] += b.p[i];
-}
-
-// 16 independent partial sums: the compiler vectorizes them (a single running sum is a serial
-// chain of dependent adds; prompt attention spent ~7% of a 128-token prefill there).
-float dot(const float* a, const float* b, int64_t n) {
-    float p[16] = {};
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; ++j) p[j] += a[i + j] * b[i + j];
-    float s = 0;
-    for (; i < n; ++i) s += a[i] * b[i];
-    for (int w = 8; w >= 1; w /= 2)
-        for (int j = 0; j < w; ++j) p[j] += p[j + w];
-    return s + p[0];
-}
-
-// Softmax over scores[0..n) with an optional extra sink logit that takes probability mass but
-// contributes no value (gpt-oss). Returns nothing; scores become probabilities.
-void softmax_with_sink(float* scores, int64_t n, const float* sink) {
-    float mx = sink ? *sink : -INFINITY;
-    for (int64_t i = 0; i < n; ++i) mx = std::max(mx, scores[i]);
-    double sum = sink ? std::exp(double(*sink) - mx) : 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-        scores[i] = std::exp(scores[i] - mx);
-        sum += scores[i];
-    }
-    const float inv = float(1.0 / sum);
-    for (int64_t i = 0; i < n; ++i) scores[i] *= inv;
-}
-
-// y[t, h, :] = w[h] · x[h, t, :] for every head h: w is [nh, N, K], x is [nh, T, K], y is
-// [T, nh, N]. One parallel region over (head, row block) tasks: MLA's per-head matmuls are small
-// (tens of KiB each), so a region and a pool sync per head cost more than the products at T = 1.
-void per_head_matmul(const float* x, int64_t T, int nh, const TensorView& w, float* y,
-                     ThreadPool& pool) {
-    const int64_t N = w.shape[1], K = w.shape[2];
-    std::vector<ops::PackedActs> xa(static_cast<size_t>(nh));
-    for (int h = 0; h < nh; ++h)
-        ops::pack_acts(x + int64_t(h) * T * K, T, K, w.dtype, xa[size_t(h)], pool,
-                       /*parallel=*/false);
-    const int64_t rb = std::min<int64_t>(N, ops::matmul_row_block(N * nh, T, pool.size()));
-    const int64_t per_head = (N + rb - 1) / rb;
-    pool.parallel_for(nh * per_head, [&](int64_t task) {
-        const int h = int(task / per_head);
-        const int64_t n0 = (task % per_head) * rb, n1 = std::min(N, n0 + rb);
-        ops::matmul_rows(xa[size_t(h)], nullptr, T, w.slice(h), n0, n1, y + int64_t(h) * N,
-                         int64_t(nh) * N);
-    });
-}
-
-}  // namespace
 
 void attention_forward(const AttentionConfig& c, const AttentionWeights& w, int il, const float* x,
                        const Batch& b, int n_embd, float rms_eps, KvCache& kv, ThreadPool& pool,
@@ -75,9 +18,9 @@ void attention_forward(const AttentionConfig& c, const AttentionWeights& w, int 
     ops::matmul(x, T, w.wq, q.data(), pool);  // [T, nh*hd]
     ops::matmul(x, T, w.wk, k.data(), pool);  // [T, nkv*hd]
     ops::matmul(x, T, w.wv, v.data(), pool);  // [T, nkv*hd]
-    add_bias(q.data(), T, q_w, w.bq);
-    add_bias(k.data(), T, kv_w, w.bk);
-    add_bias(v.data(), T, kv_w, w.bv);
+    ops::add_bias(q.data(), T, q_w, w.bq.p);
+    ops::add_bias(k.data(), T, kv_w, w.bk.p);
+    ops::add_bias(v.data(), T, kv_w, w.bv.p);
     if (c.qk_norm == QkNorm::PerHead) {
         ops::rms_norm(q.data(), T * nh, hd, w.q_norm.p, rms_eps, q.data());
         ops::rms_norm(k.data(), T * nkv, hd, w.k_norm.p, rms_eps, k.data());
@@ -86,45 +29,17 @@ void attention_forward(const AttentionConfig& c, const AttentionWeights& w, int 
         ops::rms_norm(k.data(), T, kv_w, w.k_norm.p, rms_eps, k.data());
     }
     const Rope rope(c.rope);
-    for (int64_t t = 0; t < T; ++t) {
-        rope.apply(q.data() + t * q_w, nh, hd, b.pos[size_t(t)]);
-        rope.apply(k.data() + t * kv_w, nkv, hd, b.pos[size_t(t)]);
-        std::copy_n(k.data() + t * kv_w, kv_w, kv.k(il, b.seq[size_t(t)], b.pos[size_t(t)]));
-        std::copy_n(v.data() + t * kv_w, kv_w, kv.v(il, b.seq[size_t(t)], b.pos[size_t(t)]));
-    }
+    ops::rope(rope.params(), q.data(), T, q_w, nh, hd, b.pos.data());
+    ops::rope(rope.params(), k.data(), T, kv_w, nkv, hd, b.pos.data());
+    kv.store(il, b, k.data(), v.data());
 
+    ops::AttentionParams a;
+    a.n_head = nh, a.n_head_kv = nkv, a.k_dim = hd, a.v_dim = hd;
+    a.scale = c.scale, a.sliding_window = c.sliding_window, a.sinks = w.sinks.p;
     std::vector<float> att(size_t(T * q_w));  // [T, nh*hd]
-    const int group = nh / nkv;
-    pool.parallel_for(T * nh, [&](int64_t task) {
-        const int64_t t = task / nh;
-        const int h = int(task % nh), hk = h / group;
-        const int s = b.seq[size_t(t)];
-        const int64_t pos = b.pos[size_t(t)];
-        const int64_t p0 =
-            c.sliding_window > 0 ? std::max<int64_t>(0, pos - c.sliding_window + 1) : 0;
-        const float* qh = q.data() + t * q_w + int64_t(h) * hd;
-        std::vector<float> sc(size_t(pos - p0 + 1));
-        // The cache is walked page by page: rows of one page are contiguous.
-        for (int64_t p = p0, n; p <= pos; p += n) {
-            n = KvCache::run(p, pos + 1);
-            const float* kr = kv.k(il, s, p) + int64_t(hk) * hd;
-            for (int64_t j = 0; j < n; ++j)
-                sc[size_t(p - p0 + j)] = dot(qh, kr + j * kv_w, hd) * c.scale;
-        }
-        softmax_with_sink(sc.data(), int64_t(sc.size()), w.sinks.empty() ? nullptr : w.sinks.p + h);
-        float* o = att.data() + t * q_w + int64_t(h) * hd;
-        std::fill(o, o + hd, 0.0f);
-        for (int64_t p = p0, n; p <= pos; p += n) {
-            n = KvCache::run(p, pos + 1);
-            const float* vr = kv.v(il, s, p) + int64_t(hk) * hd;
-            for (int64_t j = 0; j < n; ++j) {
-                const float pr = sc[size_t(p - p0 + j)];
-                for (int i = 0; i < hd; ++i) o[i] += pr * vr[j * kv_w + i];
-            }
-        }
-    });
+    ops::attention(a, q.data(), T, b.pos.data(), b.seq.data(), kv.pages(il), att.data(), pool);
     ops::matmul(att.data(), T, w.wo, out, pool);  // [T, n_embd]
-    add_bias(out, T, n_embd, w.bo);
+    ops::add_bias(out, T, n_embd, w.bo.p);
 }
 
 void mla_forward(const MlaConfig& c, const MlaWeights& w, int il, const float* x, const Batch& b,
@@ -144,62 +59,38 @@ void mla_forward(const MlaConfig& c, const MlaWeights& w, int il, const float* x
         ops::matmul(x, T, w.wq, q.data(), pool);
     }
     const int64_t kva_w = lora + nrope;
-    std::vector<float> kva(size_t(T * kva_w));  // [T, kv_lora + rope]
+    std::vector<float> kva(size_t(T * kva_w));  // [T, kv_lora + rope]: latent c | rotated key
     ops::matmul(x, T, w.wkv_a, kva.data(), pool);
-
+    for (int64_t t = 0; t < T; ++t)
+        ops::rms_norm(kva.data() + t * kva_w, 1, lora, w.kv_a_norm.p, rms_eps,
+                      kva.data() + t * kva_w);
     const Rope rope(c.rope);
-    for (int64_t t = 0; t < T; ++t) {
-        float* row = kva.data() + t * kva_w;
-        ops::rms_norm(row, 1, lora, w.kv_a_norm.p, rms_eps, row);  // latent c
-        rope.apply(row + lora, 1, nrope, b.pos[size_t(t)]);        // shared rotated key
-        rope.apply(q.data() + t * q_w + nope, nh, qk, b.pos[size_t(t)]);
-        std::copy_n(row, kva_w, kv.k(il, b.seq[size_t(t)], b.pos[size_t(t)]));
-    }
+    ops::rope(rope.params(), kva.data() + lora, T, kva_w, 1, nrope, b.pos.data());
+    ops::rope(rope.params(), q.data() + nope, T, q_w, nh, qk, b.pos.data());
+    kv.store(il, b, kva.data(), nullptr);
 
-    // Absorb: q_lat[t,h] = wk_b[h] · q_nope[t,h]   ([kv_lora, nope] · [nope])
+    // Absorbed form: scores against the cached latent directly. q_abs[t, h] = [wk_b[h] ·
+    // q_nope[t, h] | q_rope[t, h]], scored against a cache row [latent | rotated key].
     std::vector<float> q_lat(size_t(T * nh * lora));  // [T, nh, kv_lora]
-    std::vector<float> qn(size_t(nh * T * nope));     // [nh, T, nope]
-    for (int h = 0; h < nh; ++h)
-        for (int64_t t = 0; t < T; ++t)
-            std::copy_n(q.data() + t * q_w + int64_t(h) * qk, nope,
-                        qn.data() + (int64_t(h) * T + t) * nope);
-    per_head_matmul(qn.data(), T, nh, w.wk_b, q_lat.data(), pool);
+    ops::per_head_matmul(q.data(), T, nh, q_w, qk, w.wk_b, q_lat.data(), pool);
+    std::vector<float> q_abs(size_t(T * nh * kva_w));  // [T, nh, kv_lora + rope]
+    for (int64_t th = 0; th < T * nh; ++th) {
+        const int64_t t = th / nh, h = th % nh;
+        std::copy_n(q_lat.data() + th * lora, lora, q_abs.data() + th * kva_w);
+        std::copy_n(q.data() + t * q_w + h * qk + nope, nrope, q_abs.data() + th * kva_w + lora);
+    }
+    // One shared key head; the values are the latents themselves (the first kv_lora of a row).
+    ops::KvPages pages = kv.pages(il);
+    pages.v = pages.k, pages.v_row = pages.k_row;
+    ops::AttentionParams a;
+    a.n_head = nh, a.n_head_kv = 1, a.k_dim = int(kva_w), a.k_split = lora, a.v_dim = lora;
+    a.scale = c.scale;
     std::vector<float> o_lat(size_t(T * nh * lora));  // [T, nh, kv_lora]
-    pool.parallel_for(T * nh, [&](int64_t task) {
-        const int64_t t = task / nh;
-        const int h = int(task % nh);
-        const int s = b.seq[size_t(t)];
-        const int64_t pos = b.pos[size_t(t)];
-        const float* ql = q_lat.data() + (t * nh + h) * lora;
-        const float* qr = q.data() + t * q_w + int64_t(h) * qk + nope;
-        std::vector<float> sc(size_t(pos + 1));
-        for (int64_t p = 0, n; p <= pos; p += n) {  // page by page, as above
-            n = KvCache::run(p, pos + 1);
-            const float* rows = kv.k(il, s, p);
-            for (int64_t j = 0; j < n; ++j) {
-                const float* row = rows + j * kva_w;
-                sc[size_t(p + j)] = (dot(ql, row, lora) + dot(qr, row + lora, nrope)) * c.scale;
-            }
-        }
-        softmax_with_sink(sc.data(), pos + 1, nullptr);
-        float* o = o_lat.data() + (t * nh + h) * lora;
-        std::fill(o, o + lora, 0.0f);
-        for (int64_t p = 0, n; p <= pos; p += n) {
-            n = KvCache::run(p, pos + 1);
-            const float* rows = kv.k(il, s, p);
-            for (int64_t j = 0; j < n; ++j)
-                for (int i = 0; i < lora; ++i) o[i] += sc[size_t(p + j)] * rows[j * kva_w + i];
-        }
-    });
+    ops::attention(a, q_abs.data(), T, b.pos.data(), b.seq.data(), pages, o_lat.data(), pool);
 
     // Per head: v[t,h] = wv_b[h] · o_lat[t,h]   ([v_head, kv_lora] · [kv_lora])
     std::vector<float> att(size_t(T * nh * c.v_head));  // [T, nh*v_head]
-    std::vector<float> ol(size_t(nh * T * lora));       // [nh, T, kv_lora]
-    for (int h = 0; h < nh; ++h)
-        for (int64_t t = 0; t < T; ++t)
-            std::copy_n(o_lat.data() + (t * nh + h) * lora, lora,
-                        ol.data() + (int64_t(h) * T + t) * lora);
-    per_head_matmul(ol.data(), T, nh, w.wv_b, att.data(), pool);
+    ops::per_head_matmul(o_lat.data(), T, nh, int64_t(nh) * lora, lora, w.wv_b, att.data(), pool);
     ops::matmul(att.data(), T, w.wo, out, pool);
     (void)n_embd;
 }

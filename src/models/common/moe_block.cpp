@@ -23,20 +23,6 @@ void top_k(const float* v, int n, int k, int32_t* out) {
     std::copy(idx.begin(), idx.begin() + k, out);
 }
 
-// Activation between the two expert GEMMs: h[n] = act(gate[n], up[n]).
-void expert_activation(const MoeConfig& c, const float* gate, const float* up, float* h, int64_t n) {
-    if (c.act == Activation::SwiGLU) {
-        ops::swiglu(gate, up, h, n);
-        return;
-    }
-    // gpt-oss: gate clamped above, up clamped both sides, glu = g*sigmoid(alpha*g), h = (up+1)*glu
-    for (int64_t i = 0; i < n; ++i) {
-        const float g = std::min(gate[i], c.swiglu_limit);
-        const float u = std::clamp(up[i], -c.swiglu_limit, c.swiglu_limit);
-        h[i] = (u + 1.0f) * (g * sigmoid(c.swiglu_alpha * g));
-    }
-}
-
 }  // namespace
 
 namespace {
@@ -123,9 +109,7 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
     // 1. route
     std::vector<float> logits(size_t(T * n_exp));  // [T, n_expert]
     ops::matmul(x, T, w.router, logits.data(), pool);
-    if (!w.router_b.empty())
-        for (int64_t t = 0; t < T; ++t)
-            for (int e = 0; e < n_exp; ++e) logits[size_t(t * n_exp + e)] += w.router_b.p[e];
+    ops::add_bias(logits.data(), T, n_exp, w.router_b.p);
     std::vector<int32_t> ids(size_t(T * k));  // [T, k]
     std::vector<float> wts(size_t(T * k));    // [T, k]
     for (int64_t t = 0; t < T; ++t)
@@ -135,97 +119,19 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
     if (ids_out) std::copy(ids.begin(), ids.end(), ids_out);
     if (weights_out) std::copy(wts.begin(), wts.end(), weights_out);
 
-    // 2. dispatch: the (token, slot) pairs of each expert
-    std::vector<std::vector<int64_t>> rows_of(static_cast<size_t>(n_exp));
-    for (int64_t i = 0; i < T * k; ++i) rows_of[size_t(ids[size_t(i)])].push_back(i);
-
-    // 3. experts: all active experts' work in two parallel regions of (expert, row block)
-    //    tasks instead of three matmuls (and pool syncs) per expert. The input is packed
-    //    (quantized) once and shared by every expert; each region-A task computes a block of
-    //    gate and up rows for the expert's tokens and applies the activation right away; region
-    //    B runs the down projections. Rows of g/u/h/d are grouped by expert: expert e owns rows
-    //    [off[e], off[e + 1]), in rows_of[e] order.
-    std::vector<int64_t> off(size_t(n_exp) + 1, 0);
-    std::vector<int> active;
-    for (int e = 0; e < n_exp; ++e) {
-        off[size_t(e) + 1] = off[size_t(e)] + int64_t(rows_of[size_t(e)].size());
-        if (!rows_of[size_t(e)].empty()) active.push_back(e);
-    }
-    const int64_t n_rows = off[size_t(n_exp)];  // T * k
-    // input row and own row of each expert row
-    std::vector<int64_t> tok(static_cast<size_t>(n_rows)), seq(static_cast<size_t>(n_rows));
-    for (int e : active)
-        for (size_t r = 0; r < rows_of[size_t(e)].size(); ++r) {
-            tok[size_t(off[size_t(e)]) + r] = rows_of[size_t(e)][r] / k;
-            seq[size_t(off[size_t(e)]) + r] = off[size_t(e)] + int64_t(r);
-        }
-    // (expert, first row) tasks over n rows per expert, about 4 per thread overall.
-    auto make_tasks = [&](int64_t n, int64_t& rb) {
-        rb = std::min<int64_t>(n, ops::matmul_row_block(n * int64_t(active.size()), T, pool.size()));
-        std::vector<std::pair<int, int64_t>> tasks;
-        for (int e : active)
-            for (int64_t n0 = 0; n0 < n; n0 += rb) tasks.emplace_back(e, n0);
-        return tasks;
+    // 2-4. dispatch, experts, combine
+    std::vector<ops::ExpertWeights> experts(static_cast<size_t>(n_exp));  // [n_expert]
+    auto bias = [](const TensorView& b, int e, int64_t n) {
+        return b.empty() ? nullptr : static_cast<const float*>(b.data) + int64_t(e) * n;
     };
-
-    ops::PackedActs xa, xa_up;
-    ops::pack_acts(x, T, n_embd, w.gate_exps.dtype, xa, pool);
-    const bool up_shares = ops::acts_fit(xa, w.up_exps.dtype);
-    if (!up_shares) ops::pack_acts(x, T, n_embd, w.up_exps.dtype, xa_up, pool);
-    std::vector<float> g(size_t(n_rows * n_ff)), u(size_t(n_rows * n_ff)),
-        h(size_t(n_rows * n_ff));  // [T*k, n_ff]
-    int64_t rb_a = 1;
-    const auto tasks_a = make_tasks(n_ff, rb_a);
-    pool.parallel_for(int64_t(tasks_a.size()), [&](int64_t ti) {
-        const auto [e, n0] = tasks_a[size_t(ti)];
-        const int64_t n1 = std::min<int64_t>(n_ff, n0 + rb_a), r0 = off[size_t(e)];
-        const int64_t ne = off[size_t(e) + 1] - r0;
-        ops::matmul_rows(xa, tok.data() + r0, ne, w.gate_exps.slice(e), n0, n1,
-                         g.data() + r0 * n_ff, n_ff);  // [ne, n_ff] columns [n0, n1)
-        ops::matmul_rows(up_shares ? xa : xa_up, tok.data() + r0, ne, w.up_exps.slice(e), n0, n1,
-                         u.data() + r0 * n_ff, n_ff);
-        const float* bg = w.gate_exps_b.empty()
-                              ? nullptr
-                              : static_cast<const float*>(w.gate_exps_b.data) + int64_t(e) * n_ff;
-        const float* bu = w.up_exps_b.empty()
-                              ? nullptr
-                              : static_cast<const float*>(w.up_exps_b.data) + int64_t(e) * n_ff;
-        for (int64_t r = r0; r < r0 + ne; ++r) {
-            float* gr = g.data() + r * n_ff;
-            float* ur = u.data() + r * n_ff;
-            if (bg)
-                for (int64_t i = n0; i < n1; ++i) gr[i] += bg[i], ur[i] += bu[i];
-            expert_activation(c, gr + n0, ur + n0, h.data() + r * n_ff + n0, n1 - n0);
-        }
-    });
-
-    ops::PackedActs ha;
-    ops::pack_acts(h.data(), n_rows, n_ff, w.down_exps.dtype, ha, pool);
-    std::vector<float> d(size_t(n_rows * n_embd));  // [T*k, n_embd]
-    int64_t rb_b = 1;
-    const auto tasks_b = make_tasks(n_embd, rb_b);
-    pool.parallel_for(int64_t(tasks_b.size()), [&](int64_t ti) {
-        const auto [e, n0] = tasks_b[size_t(ti)];
-        const int64_t n1 = std::min<int64_t>(n_embd, n0 + rb_b), r0 = off[size_t(e)];
-        ops::matmul_rows(ha, seq.data() + r0, off[size_t(e) + 1] - r0, w.down_exps.slice(e), n0,
-                         n1, d.data() + r0 * n_embd, n_embd);
-    });
-
-    // 4. combine
-    std::fill(y, y + T * n_embd, 0.0f);
-    for (int e : active) {
-        const auto& rows = rows_of[size_t(e)];
-        const float* bd = w.down_exps_b.empty()
-                              ? nullptr
-                              : static_cast<const float*>(w.down_exps_b.data) + int64_t(e) * n_embd;
-        for (size_t r = 0; r < rows.size(); ++r) {
-            const int64_t slot = rows[r], t = slot / k;
-            const float wt = wts[size_t(slot)];
-            float* yr = y + t * n_embd;
-            const float* dr = d.data() + (off[size_t(e)] + int64_t(r)) * n_embd;
-            for (int i = 0; i < n_embd; ++i) yr[i] += wt * (dr[i] + (bd ? bd[i] : 0.0f));
-        }
-    }
+    for (int e = 0; e < n_exp; ++e)
+        experts[size_t(e)] = {w.gate_exps.slice(e),       w.up_exps.slice(e),
+                              w.down_exps.slice(e),       bias(w.gate_exps_b, e, n_ff),
+                              bias(w.up_exps_b, e, n_ff), bias(w.down_exps_b, e, n_embd)};
+    ops::GluParams act;
+    act.clamped = c.act == Activation::SwiGLUClamped;
+    act.alpha = c.swiglu_alpha, act.limit = c.swiglu_limit;
+    ops::moe_experts(x, T, k, ids.data(), wts.data(), experts, act, y, pool);
 
     if (!w.shared.empty()) {
         std::vector<float> s(size_t(T * n_embd));  // [T, n_embd]
@@ -233,10 +139,9 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
         std::vector<float> gate(size_t(T), 1.0f);  // [T]
         if (!w.shared_gate.empty()) {
             ops::matmul(x, T, w.shared_gate, gate.data(), pool);
-            for (float& v : gate) v = sigmoid(v);
+            ops::sigmoid(gate.data(), T);
         }
-        for (int64_t t = 0; t < T; ++t)
-            for (int i = 0; i < n_embd; ++i) y[t * n_embd + i] += gate[size_t(t)] * s[size_t(t * n_embd + i)];
+        ops::add_scaled_rows(y, s.data(), gate.data(), T, n_embd);
     }
 }
 

@@ -1,9 +1,9 @@
 // The shared MoE block, a pipeline of named stages:
 //   1. route    logits = x·routerᵀ (+b) → scores (softmax | sigmoid) → (+selection bias)
 //               → group-limited top-k → weights (renormalise, scale)
-//   2. dispatch tokens grouped by expert
-//   3. experts  one matrix product per active expert over its tokens (gate, up, act, down)
-//   4. combine  weighted scatter-add back to token order, plus shared experts
+//   2-4. ops::moe_experts: tokens grouped by expert, each active expert's products over its
+//        tokens (gate, up, act, down), the weighted scatter-add back to token order
+//   5. shared experts (sigmoid-gated where the family has a gate), added
 // Families configure it through MoeConfig; nothing here tests which family runs.
 #pragma once
 

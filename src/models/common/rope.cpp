@@ -61,20 +61,4 @@ std::vector<double> llama3_freq_divisors(int n_dims, double freq_base, const Lla
     return div;
 }
 
-void Rope::apply(float* x, int n_heads, int head_stride, int64_t pos) const {
-    const int half = c_.n_dims / 2;
-    for (int i = 0; i < half; ++i) {
-        const double theta = double(pos) * inv_freq_[size_t(i)];
-        const float cs = float(std::cos(theta) * c_.attn_factor);
-        const float sn = float(std::sin(theta) * c_.attn_factor);
-        for (int h = 0; h < n_heads; ++h) {
-            float* v = x + int64_t(h) * head_stride;
-            const int a = c_.neox ? i : 2 * i, b = c_.neox ? i + half : 2 * i + 1;
-            const float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cs - x1 * sn;
-            v[b] = x0 * sn + x1 * cs;
-        }
-    }
-}
-
 }  // namespace moe

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/ops.h"
+
 namespace moe {
 
 struct RopeConfig {
@@ -31,13 +33,15 @@ struct Llama3Scaling {
 };
 std::vector<double> llama3_freq_divisors(int n_dims, double freq_base, const Llama3Scaling& s);
 
-// Precomputed inverse frequencies; rotates head vectors in place.
+// Precomputed inverse frequencies; ops::rope rotates with them.
 class Rope {
   public:
     Rope() = default;
     explicit Rope(const RopeConfig& c);
-    // x: [n_heads, head_stride] for one token at position pos.
-    void apply(float* x, int n_heads, int head_stride, int64_t pos) const;
+    // What ops::rope needs; points into this object.
+    ops::RopeParams params() const {
+        return {c_.n_dims, c_.neox, c_.attn_factor, inv_freq_.data()};
+    }
     const RopeConfig& config() const { return c_; }
 
   private:

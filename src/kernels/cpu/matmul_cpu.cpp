@@ -5,6 +5,7 @@
 
 #include "core/check.h"
 #include "kernels/dispatch.h"
+#include "kernels/cpu/matmul_tasks.h"
 #include "kernels/ops.h"
 #include "kernels/ref/vec_dot_ref.h"
 
@@ -88,14 +89,17 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     const int64_t n_gemm = x.deterministic ? 0 : tail >= kMinPartial ? T : T - tail;
     if (const kern::GemmKernel* g = n_gemm > 0 ? kern::find_gemm(w.dtype, isa) : nullptr) {
         const int64_t n_groups = (n_gemm + kG - 1) / kG, gb = g->group_bytes(K);
-        // This thread's scratch in the pool: [a zero activation row (padding) | the groups].
+        // This thread's scratch in the pool: [a zero activation row (padding) | the GEMM's
+        // unpacked weight rows | the groups].
         MOE_CHECK(x.pool != nullptr, "matmul_rows: activations not packed by pack_acts");
         std::vector<uint8_t>& scratch = x.pool->scratch();
         const int64_t zero_bytes = (x.row_bytes + 63) / 64 * 64;
-        scratch.resize(size_t(zero_bytes + n_groups * gb));
+        const int64_t unpack_bytes = (kern::gemm_unpack_bytes(K) + 63) / 64 * 64;
+        scratch.resize(size_t(zero_bytes + unpack_bytes + n_groups * gb));
         std::fill_n(scratch.data(), x.row_bytes, uint8_t(0));
         const uint8_t* zero_row = scratch.data();
-        uint8_t* groups = scratch.data() + zero_bytes;
+        uint8_t* unpack = scratch.data() + zero_bytes;
+        uint8_t* groups = unpack + unpack_bytes;
         const void* rp[kG];
         for (int64_t gi = 0; gi < n_groups; ++gi) {
             for (int j = 0; j < kG; ++j) {
@@ -104,7 +108,7 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
             }
             g->pack(rp, K, groups + gi * gb);
         }
-        g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups, n_gemm, y + n0, ldy);
+        g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups, n_gemm, y + n0, ldy, unpack);
         t_first = n_gemm;
     }
     for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
