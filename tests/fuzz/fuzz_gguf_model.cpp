@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto src = std::make_shared<moe::GgufSource>(*f);
     if (auto tok = moe::Tokenizer::from_source(*src); tok) {
         const auto ids = (*tok)->encode("Hello world <s> 123", true, true);
-        for (int32_t id : ids) (void)(*tok)->token_to_piece(id, false);
+        for (int32_t id : ids) (void)(*tok)->decode_token(id, false);
     }
     (void)moe::plan_model(src);
     (void)moe::load_model(src);

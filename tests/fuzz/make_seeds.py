@@ -116,6 +116,7 @@ def request_bodies():
                '{"prompt":[1,15043,3186],"max_tokens":2,"stop":["\\n"]}',
                '{"content":"Hello world","add_special":true,"parse_special":false}',
                '{"tokens":[1,15043,3186]}',
+               '{"prompt":"hi","max_tokens":2,"stream":true,"moe_routing":true}',
                '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user",'
                '"content":"2+2?"}],"max_completion_tokens":4,"logprobs":true,"top_logprobs":2,'
                '"chat_template_kwargs":{"enable_thinking":true},"top_k":40,"min_p":0.05}']
