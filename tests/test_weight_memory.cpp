@@ -1,9 +1,14 @@
 // Weight files mapped or loaded into huge-page memory: same bytes, same logits, clear errors.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/mapped_file.h"
 #include "core/sysinfo.h"
@@ -74,6 +79,7 @@ TEST(WeightMemory, AutoLoadsLargeFilesThatFit) {
     std::filesystem::remove(path);
 }
 
+// Map now includes the populate at open: same logits as the loaded copy.
 TEST(WeightMemory, SameLogitsEitherWay) {
     const auto toks = test::load_ref("qwen3moe")["tokens"].get<std::vector<int32_t>>();
     std::vector<float> out[2];
@@ -91,6 +97,67 @@ TEST(WeightMemory, SameLogitsEitherWay) {
     }
     set_weight_memory(WeightMemory::Auto);
     EXPECT_EQ(out[0], out[1]);
+}
+
+// Resident bytes (page-table entries) of the mapping starting at `start`, from /proc/self/smaps.
+uint64_t mapping_rss(const void* start) {
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line;
+    bool in = false;
+    while (std::getline(smaps, line)) {
+        uint64_t lo = 0;
+        if (std::sscanf(line.c_str(), "%lx-", &lo) == 1 && line.find(' ') > line.find('-')) {
+            in = lo == reinterpret_cast<uintptr_t>(start);
+            continue;
+        }
+        uint64_t kb = 0;
+        if (in && std::sscanf(line.c_str(), "Rss: %lu kB", &kb) == 1) return kb * 1024;
+    }
+    return 0;
+}
+
+// A mapped file that fits in memory is read in at open: every page is in the page tables before
+// the first forward pass (else the first prompt pays the faults).
+TEST(WeightMemory, MappedFileIsPopulatedAtOpen) {
+    const std::string path = test::gguf_path("qwen3moe", "q8_0");
+    auto m = MappedFile::open(path, WeightMemory::Map);
+    ASSERT_TRUE(m.ok()) << m.message();
+    ASSERT_FALSE((*m)->loaded());
+    const uint64_t page = uint64_t(::sysconf(_SC_PAGESIZE));
+    EXPECT_EQ(mapping_rss((*m)->data()), ((*m)->size() + page - 1) / page * page);
+}
+
+TEST(WeightMemory, PopulateOnlyWhatFitsInMemory) {
+    const uint64_t GiB = uint64_t(1) << 30;
+    EXPECT_TRUE(should_populate_mapping(4 * GiB, 16 * GiB));
+    EXPECT_TRUE(should_populate_mapping(9 * GiB, 10 * GiB));
+    EXPECT_FALSE(should_populate_mapping(10 * GiB, 10 * GiB));  // no room left for the rest
+    EXPECT_FALSE(should_populate_mapping(32 * GiB, 24 * GiB));
+    EXPECT_FALSE(should_populate_mapping(1 * GiB, 0));  // available memory unknown
+}
+
+// A file that shrinks under its mapping: populating it is an error naming the file, not a SIGBUS
+// (touching the lost pages would kill the process).
+TEST(WeightMemory, FileThatShrankWhilePopulatingIsAnError) {
+    const std::string path = test::temp_path("weights_shrinks.bin");
+    const size_t size = size_t(200) << 20;  // several 64 MiB chunks; sparse, no disk used
+    {
+        std::ofstream f(path, std::ios::binary);
+        ASSERT_TRUE(f.good());
+    }
+    std::filesystem::resize_file(path, size);
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    ::close(fd);
+    ASSERT_NE(p, MAP_FAILED);
+    std::filesystem::resize_file(path, size_t(1) << 20);
+    auto r = populate_mapping(static_cast<const uint8_t*>(p), size, path, nullptr);
+    ::munmap(p, size);
+    std::filesystem::remove(path);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.message().find("'" + path + "' shrank to 1048576 bytes"), std::string::npos)
+        << r.message();
 }
 
 TEST(WeightMemory, MissingFileIsAnError) {

@@ -14,6 +14,7 @@
 #include "analysis/routing_stats.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/progress_bar.h"
 #include "core/mapped_file.h"
 #include "formats/model_source.h"
 #include "models/model.h"
@@ -154,6 +155,7 @@ Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
 }
 
 int run_serve(ServeArgs a) {
+    set_progress_enabled(false);  // stderr carries the server's log lines
     if (a.models.empty()) a.models.push_back(default_model_path());
     std::vector<ModelSpec> specs;
     for (const auto& s : a.models) {

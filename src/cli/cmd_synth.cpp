@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/progress_bar.h"
 #include "models/synth.h"
 
 namespace moe::cli {
@@ -42,21 +43,17 @@ int run_synth(const SynthArgs& a) {
         p = std::move(*r);
     }
     const double t0 = now_seconds();
-    double last = -1;
     SynthOptions opt;
     opt.seed = a.seed;
     opt.n_threads = a.threads;
-    if (!a.quiet && isatty(fileno(stderr)))
+    std::unique_ptr<ProgressBar> bar;
+    if (!a.quiet && progress_enabled())
         opt.progress = [&](uint64_t done, uint64_t total) {
-            const double frac = total ? double(done) / double(total) : 1.0;
-            if (frac - last >= 0.05 || done == total) {
-                std::fprintf(stderr, "\rsynth: %5.1f%% of %.2f GiB", 100.0 * frac,
-                             double(total) / (1u << 30));
-                last = frac;
-            }
+            if (!bar) bar = std::make_unique<ProgressBar>("synth", total, true);
+            bar->set(done);
         };
     auto r = synth_write(p, *ft, a.out, opt);
-    if (last >= 0) std::fprintf(stderr, "\n");
+    if (bar) bar->finish();
     if (!r) {
         std::error_code ec;
         std::filesystem::remove(a.out, ec);  // never leave a truncated file behind

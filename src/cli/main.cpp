@@ -6,11 +6,17 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/progress_bar.h"
 
 int main(int argc, char** argv) {
     moe::cli::keep_activation_buffers_in_heap();
+    // Progress bars (loading weights, synth) draw only on a terminal: tests and scripts that read
+    // stderr through a pipe never see them; serve turns them off for its logs.
+    moe::set_progress_enabled(isatty(STDERR_FILENO) != 0);
     CLI::App app{"moeinfer: Mixture-of-Experts inference engine"};
     app.require_subcommand(1);
     // Bad options end like every other failure: one `error:` line.

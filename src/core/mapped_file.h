@@ -11,6 +11,8 @@
 
 namespace moe {
 
+class ProgressBar;
+
 // Where weight files live in memory.
 //  Map:  mmap of the file: nothing read up front, pages shared with the page cache and
 //        dropped under memory pressure -- the choice for models near or above RAM.
@@ -19,9 +21,18 @@ namespace moe {
 //        miss and restarts the hardware prefetcher (measured on OLMoE-1B-7B shapes, Q4_K_M,
 //        2 threads: decode 40 -> 53 t/s, prompt 72 -> 96 t/s on Q8_0).
 //  Auto: Load for files of at least 64 MiB that fit in half of MemAvailable, else Map.
+// A mapped file that fits in memory is populated at open (read in parallel, page tables filled),
+// so load time shows the real cost and the first prompt does not fault pages in one by one.
 enum class WeightMemory { Auto, Map, Load };
 // What Auto picks for a file of file_bytes with mem_available bytes of MemAvailable (0: unknown).
 WeightMemory choose_weight_memory(uint64_t file_bytes, uint64_t mem_available);
+// Whether a mapped file of file_bytes is read in at open: it fits in 90% of MemAvailable.
+bool should_populate_mapping(uint64_t file_bytes, uint64_t mem_available);
+// Reads the pages of a read-only file mapping in (several threads, large chunks), adding bytes
+// done to bar when given. A file that shrank or cannot be read is an error naming `path`,
+// never a SIGBUS.
+Result<void> populate_mapping(const uint8_t* data, size_t size, const std::string& path,
+                              ProgressBar* bar);
 // Process-wide choice for files opened from now on (the CLI's --mmap / --no-mmap).
 void set_weight_memory(WeightMemory m);
 WeightMemory weight_memory();
