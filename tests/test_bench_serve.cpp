@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "analysis/compare_serving.h"
 #include "analysis/serve_bench.h"
 #include "fixtures.h"
 #include "kernels/dispatch.h"
@@ -233,6 +235,30 @@ TEST(BenchServe, ReadsTheCountersOfTheNamedModel) {
     EXPECT_EQ(c->expert_bytes_per_token_mean, 60);
     EXPECT_EQ(moe::parse_server_counters(text, "other")->decode_steps, 7);  // the first model
     EXPECT_FALSE(moe::parse_server_counters("llamacpp:tokens_predicted_total 5\n", ""));
+}
+
+}  // namespace
+
+namespace {
+
+using json = nlohmann::json;
+
+// The figure: at 16 sequences a step of OLMoE (64 experts, top-8) touches about 57.
+TEST(ServingPrediction, UniformExpertsTouched) {
+    EXPECT_NEAR(moe::uniform_experts_touched(64, 8, 16), 56.44, 0.01);
+    EXPECT_DOUBLE_EQ(moe::uniform_experts_touched(64, 8, 1), 8);
+    EXPECT_NEAR(moe::uniform_experts_touched(8, 2, 1000), 8, 1e-9);
+}
+
+TEST(ServingPrediction, RoutedExpertsTouchedFromCounts) {
+    // Two layers of 4 experts, top-1. Equal counts: the uniform formula. Layer 2 always picks
+    // expert 0: one expert whatever B.
+    const json routing = {{"model", {{"n_expert_used", 1}}},
+                          {"layers", {{{"counts", {5, 5, 5, 5}}}, {{"counts", {20, 0, 0, 0}}}}}};
+    const double B = 3;
+    const double uniform = 4 * (1 - std::pow(0.75, B));
+    EXPECT_NEAR(moe::routed_experts_touched(routing, B), (uniform + 1) / 2, 1e-12);
+    EXPECT_TRUE(std::isnan(moe::routed_experts_touched(json(nullptr), B)));
 }
 
 }  // namespace

@@ -133,7 +133,9 @@ httplib::Client make_client(const ServeBenchOptions& opt) {
     c.set_connection_timeout(us(opt.connect_timeout_s));
     c.set_read_timeout(us(opt.read_timeout_s));
     c.set_write_timeout(us(opt.read_timeout_s));
-    c.set_keep_alive(true);
+    // A fresh connection per request: servers differ in when they close a kept-alive one after
+    // a stream, and a request sent on a closed socket would count as a failure.
+    c.set_keep_alive(false);
     return c;
 }
 
@@ -225,8 +227,10 @@ RequestRecord one_request(httplib::Client& cli, const ServeBenchOptions& opt,
     if (!chunk_error.empty()) {
         rec.error = chunk_error;
     } else if (!sent && status == 0) {
-        rec.error = fmt::format("cannot reach http://{}:{}: {}", opt.url.host, opt.url.port,
-                                httplib::to_string(err));
+        rec.error = fmt::format("{} http://{}:{}: {}",
+                                err == httplib::Error::Connection ? "cannot reach"
+                                                                  : "no response from",
+                                opt.url.host, opt.url.port, httplib::to_string(err));
     } else if (status != 200) {
         rec.error = error_message(status, raw);
     } else if (!sent) {
