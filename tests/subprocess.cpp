@@ -41,7 +41,7 @@ void drain(int out_fd, int err_fd, std::string& out, std::string& err) {
 
 }  // namespace
 
-ProcessResult run_process(const std::vector<std::string>& argv) {
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& stdout_path) {
     ProcessResult r;
     int out_pipe[2], err_pipe[2];
     if (argv.empty() || pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -61,7 +61,11 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
     if (pid == 0) {
         const int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, STDIN_FILENO);
-        dup2(out_pipe[1], STDOUT_FILENO);
+        const int out_fd = stdout_path.empty()
+                               ? out_pipe[1]
+                               : open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out_fd < 0) _exit(126);
+        dup2(out_fd, STDOUT_FILENO);
         dup2(err_pipe[1], STDERR_FILENO);
         execv(cargv[0], cargv.data());
         _exit(127);
@@ -81,6 +85,8 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
     if (WIFEXITED(status)) {
         r.code = WEXITSTATUS(status);
         if (r.code == 127) ADD_FAILURE() << "cannot execute " << argv[0];
+        if (r.code == 126 && !stdout_path.empty())
+            ADD_FAILURE() << "cannot open " << stdout_path << " for the child's stdout";
     } else if (WIFSIGNALED(status)) {
         r.signal = WTERMSIG(status);
         ADD_FAILURE() << argv[0] << " was killed by signal " << r.signal << " ("

@@ -18,8 +18,10 @@ struct ProcessResult {
 };
 
 // Runs argv[0] (a path) with argv, stdin closed. Records a test failure when the child cannot
-// be started or is ended by a signal.
-ProcessResult run_process(const std::vector<std::string>& argv);
+// be started or is ended by a signal. stdout_path: a file the child's stdout goes to instead of
+// ProcessResult::out (such as /dev/full, to see how the child takes a failed write).
+ProcessResult run_process(const std::vector<std::string>& argv,
+                          const std::string& stdout_path = "");
 
 // Splits a command line at spaces; "double quotes" group words. No other shell syntax.
 std::vector<std::string> split_args(std::string_view command_line);

@@ -5,48 +5,41 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "core/atomic_file.h"
 #include "core/input_file.h"
 #include "fixtures.h"
+#include "subprocess.h"
 
 namespace fs = std::filesystem;
 
 namespace moe {
 namespace {
 
-struct Run {
-    int code;
-    std::string out;  // stdout + stderr
-};
-
-// `timeout` bounds a hang (the FIFO cases once blocked forever); exit 124 then.
+// Under `timeout`, which bounds a hang (the FIFO cases once blocked forever) with exit 124.
 // stdout_to: where stdout goes instead of the captured output (stderr is still captured).
-Run run(const std::string& args, int seconds = 60, const std::string& stdout_to = "") {
-    const std::string cmd = "timeout " + std::to_string(seconds) + " " + MOE_BINARY + " " + args +
-                            " 2>&1" + (stdout_to.empty() ? "" : " >" + stdout_to);
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
+test::ProcessResult run(const std::string& args, int seconds = 60,
+                        const std::string& stdout_to = "") {
+    std::vector<std::string> argv = {"/usr/bin/timeout", std::to_string(seconds), MOE_BINARY};
+    for (auto& a : test::split_args(args)) argv.push_back(std::move(a));
+    return test::run_process(argv, stdout_to);
 }
 
 // One `error:` line naming `part`, and a failure exit (not a timeout or a signal).
-void expect_one_error(const Run& r, const std::string& part) {
-    EXPECT_NE(r.code, 0) << r.out;
-    EXPECT_NE(r.code, 124) << "timed out: " << r.out;
-    EXPECT_LT(r.code, 124) << "killed: " << r.out;
+void expect_one_error(const test::ProcessResult& r, const std::string& part) {
+    const std::string out = r.all();
+    EXPECT_NE(r.code, 0) << out;
+    EXPECT_NE(r.code, 124) << "timed out: " << out;
+    EXPECT_LT(r.code, 124) << "killed: " << out;
     size_t n_err = 0;
-    for (size_t p = r.out.find("error:"); p != std::string::npos; p = r.out.find("error:", p + 1))
+    for (size_t p = out.find("error:"); p != std::string::npos; p = out.find("error:", p + 1))
         ++n_err;
-    EXPECT_EQ(n_err, 1u) << r.out;
-    EXPECT_NE(r.out.find(part), std::string::npos) << "expected '" << part << "' in: " << r.out;
+    EXPECT_EQ(n_err, 1u) << out;
+    EXPECT_NE(out.find(part), std::string::npos) << "expected '" << part << "' in: " << out;
 }
 
 std::string tmp(const std::string& n) {
@@ -152,6 +145,18 @@ TEST(HostileCli, NumericOptionsRejectNegativeNanAndHuge) {
         expect_one_error(
             run("eval -m " + kModel + " -f " + std::string(MOE_SOURCE_DIR) + "/README.md -c " + v),
             "-c");
+    }
+}
+
+TEST(HostileCli, CompareChecksItsSettingsBeforeMeasuring) {
+    // A thread count the machine refuses is one error before any model is measured or any report
+    // started (it was a warning per model, then an error after both reports were written).
+    const std::string out = tmp("cmp");
+    for (const std::string& t : {"-1", "100000"}) {
+        const auto r = run("compare -t " + t + " -n 1 --ppl-windows 1 -o " + out);
+        expect_one_error(r, t + " threads");
+        EXPECT_EQ(r.all().find("measuring"), std::string::npos) << r.all();
+        EXPECT_FALSE(fs::exists(out + ".md"));
     }
 }
 

@@ -202,6 +202,25 @@ TEST(RoutingStats, HandMadeTraceMeasures) {
     EXPECT_DOUBLE_EQ(L1["mean_distinct_prefill"].get<double>(), 2.0);
 }
 
+// token_experts lists each token's choices per layer in trace order (layer-major in the trace).
+TEST(RoutingStats, TokenExpertsFollowTheTrace) {
+    RoutingStats rs(2, 4, 2, Gating::Softmax);
+    ASSERT_TRUE(rs.add_pass(hand_trace(), RoutingPhase::Prefill));
+    RouterTrace one = hand_trace();  // a decode pass of one token: its first row
+    one.selected = {1, 0, 3, 2};
+    one.logits.clear();
+    ASSERT_TRUE(rs.add_pass(one, RoutingPhase::Decode));
+    const auto te = rs.to_json()["token_experts"];
+    using V = std::vector<std::vector<int32_t>>;
+    ASSERT_EQ(te.size(), 5u);
+    EXPECT_EQ(te[0].get<V>(), (V{{0, 1}, {2, 3}}));
+    EXPECT_EQ(te[1].get<V>(), (V{{1, 0}, {3, 2}}));
+    EXPECT_EQ(te[2].get<V>(), (V{{0, 2}, {2, 3}}));
+    EXPECT_EQ(te[3].get<V>(), (V{{3, 0}, {2, 3}}));
+    EXPECT_EQ(te[4].get<V>(), (V{{1, 0}, {3, 2}}));
+    EXPECT_FALSE(rs.to_json()["token_experts_truncated"].get<bool>());
+}
+
 TEST(RoutingStats, TopTenPairsAndSigmoidEntropy) {
     // 8 experts, top-3: each token selects {0, 1, e}; pairs (0,1) dominates.
     RoutingStats rs(1, 8, 3, Gating::Sigmoid);

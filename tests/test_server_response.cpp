@@ -77,6 +77,25 @@ TEST(ServerResponse, ChunksAndSse) {
     EXPECT_STREQ(kSseDone, "data: [DONE]\n\n");
 }
 
+TEST(ServerResponse, MoeRoutingEntriesKeyedByModelLayer) {
+    TokenEvent a;
+    a.token = 9;
+    a.routing = {{{3, 0.75f}, {1, 0.25f}}, {{0, 0.5f}, {2, 0.5f}}};
+    TokenEvent b;
+    b.token = 4;
+    b.routing = {{{1, 1.0f}, {3, 0.0f}}, {{2, 0.625f}, {0, 0.375f}}};
+    // MoE layers 0 and 1 are model layers 1 and 2 (a dense first layer, as DeepSeek's).
+    const json j = json::parse(dump(moe_routing_json({a, b}, {1, 2})));
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[0]["token"], 9);
+    EXPECT_EQ(j[0]["layers"].size(), 2u);
+    EXPECT_EQ(j[0]["layers"]["1"], json::parse("[[3, 0.75], [1, 0.25]]"));
+    EXPECT_EQ(j[0]["layers"]["2"], json::parse("[[0, 0.5], [2, 0.5]]"));
+    EXPECT_EQ(j[1]["token"], 4);
+    EXPECT_EQ(j[1]["layers"]["2"], json::parse("[[2, 0.625], [0, 0.375]]"));
+    EXPECT_TRUE(moe_routing_json({}, {1, 2}).empty());
+}
+
 TEST(ServerResponse, TextCompletionShape) {
     const json lp = completion_logprobs(two_tokens(), 3);
     const json j = text_completion(kMeta, "Hi", lp, FinishReason::Stop, Usage{1, 2, 0}, false);

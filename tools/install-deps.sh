@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages moeinfer builds with (run as root or with sudo).
 # --test also installs what the test suite needs (chromium + python3 for the HTML render test,
-# node + npm for the OpenAI-client API tests, clang-14 + libFuzzer for tests/fuzz).
+# node + npm for the OpenAI-client API tests, both for the web page test, clang-14 + libFuzzer for
+# tests/fuzz).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

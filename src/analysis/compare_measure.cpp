@@ -13,6 +13,7 @@
 #include "analysis/perplexity.h"
 #include "analysis/routing_stats.h"
 #include "core/input_file.h"
+#include "core/thread_pool.h"
 #include "core/sysinfo.h"
 #include "core/utf8.h"
 #include "runtime/generate.h"
@@ -20,6 +21,18 @@
 #include "tokenizer/tokenizer.h"
 
 namespace moe {
+
+SamplerParams compare_sampler_params() {
+    SamplerParams sp;
+    sp.temp = 0;
+    return sp;
+}
+
+Result<void> check_compare_options(const CompareOptions& o) {
+    if (o.n_threads < 0 || o.n_threads > ThreadPool::max_threads())  // ThreadPool's message
+        return ThreadPool::create(o.n_threads).error();
+    return compare_sampler_params().validate();
+}
 
 namespace {
 
@@ -87,9 +100,7 @@ PromptRun run_prompt(Session& s, const Tokenizer& tok, const std::string& prompt
     pr.prompt = prompt;
     s.reset();
     const auto ids = tok.encode(prompt, /*add_bos=*/true, /*parse_special=*/true);
-    SamplerParams sp;
-    sp.temp = 0;
-    Sampler sampler(sp);
+    Sampler sampler(compare_sampler_params());
     std::string routing_error;  // the first error of the routing statistics, if any
     RoutingObserver obs;
     if (rs)

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "analysis/compare_result.h"
+#include "core/result.h"
+#include "runtime/sampler.h"
 
 namespace moe {
 
@@ -23,6 +25,14 @@ struct CompareOptions {
 };
 
 std::vector<std::string> default_compare_prompts();
+
+// The sampler of every answer: greedy, so that both models are judged on the same rule.
+SamplerParams compare_sampler_params();
+
+// The settings both measurements share, checked once before any model is opened (a bad value
+// would otherwise fail each model separately, after the reports were started): the thread count
+// against what the machine allows, and the sampler through SamplerParams::validate().
+Result<void> check_compare_options(const CompareOptions& o);
 
 // Measures one model in this process (errors of the model go into ModelMeasures::error).
 ModelMeasures measure_model(const std::string& path, const CompareOptions& o);

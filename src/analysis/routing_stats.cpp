@@ -206,6 +206,18 @@ Result<void> RoutingStats::add_pass(const RouterTrace& tr, RoutingPhase phase) {
         return make_error("router trace logits hold {} values, expected {}", tr.logits.size(),
                           size_t(T) * size_t(n_layers_) * size_t(n_expert_));
     const int ph = phase == RoutingPhase::Prefill ? 0 : 1;
+    for (int64_t t = 0; t < T; ++t) {
+        if (int64_t(token_experts_.size()) >= kMaxTokenExperts) {
+            token_experts_truncated_ = true;
+            break;
+        }
+        auto& tok = token_experts_.emplace_back(size_t(n_layers_));
+        for (int l = 0; l < n_layers_; ++l) {
+            const int32_t* sel =
+                tr.selected.data() + (size_t(l) * size_t(T) + size_t(t)) * size_t(k_);
+            tok[size_t(l)].assign(sel, sel + k_);
+        }
+    }
     double bytes = 0;
     for (int l = 0; l < n_layers_; ++l) {
         add_block(
@@ -359,6 +371,8 @@ nlohmann::json RoutingStats::to_json() const {
         }
     }
     j["layers"] = layers;
+    j["token_experts"] = token_experts_;
+    j["token_experts_truncated"] = token_experts_truncated_;
     j["summary"] = {{"mean_max_over_mean", mean(mm_all)},
                     {"max_max_over_mean",
                      mm_all.empty() ? 0.0 : *std::max_element(mm_all.begin(), mm_all.end())},

@@ -90,7 +90,14 @@ class RoutingStats {
     double bytes_[2] = {0, 0};              // weight bytes read
     std::vector<int64_t> distinct_sum_[2];  // [layer]: distinct experts summed over passes
     int64_t last_distinct_ = 0;             // distinct experts of the last block
+    // [token][layer][k]: the experts of each evaluated token in order (prefill, then decode), best
+    // first, for the first kMaxTokenExperts tokens (JSON "token_experts").
+    std::vector<std::vector<std::vector<int32_t>>> token_experts_;
+    bool token_experts_truncated_ = false;
 };
+
+// Tokens whose experts RoutingStats lists one by one (bounds the file for long runs).
+inline constexpr int64_t kMaxTokenExperts = 8192;
 
 // Reads a file written by RoutingStats::write_json (checks the format tag).
 Result<nlohmann::json> read_routing_stats(const std::string& path);

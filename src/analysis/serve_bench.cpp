@@ -108,10 +108,15 @@ void append_routing(const json& chunk, RequestRecord& rec) {
         !r && c != chunk.end() && c->is_array() && !c->empty() && (*c)[0].contains("moe_routing"))
         r = &(*c)[0]["moe_routing"];
     if (!r) return;
+    // Each entry: {"token": id, "layers": {"<layer>": [[expert, weight], ...]}} (our server), or
+    // the layer object itself.
+    auto layers = [](const nlohmann::json& t) -> const nlohmann::json& {
+        return t.is_object() && t.contains("layers") ? t["layers"] : t;
+    };
     if (r->is_array())
-        for (const auto& t : *r) rec.routing.push_back(token_routing(t));
+        for (const auto& t : *r) rec.routing.push_back(token_routing(layers(t)));
     else if (r->is_object())
-        rec.routing.push_back(token_routing(*r));
+        rec.routing.push_back(token_routing(layers(*r)));
 }
 
 std::string error_message(int status, const std::string& body) {
@@ -227,10 +232,10 @@ RequestRecord one_request(httplib::Client& cli, const ServeBenchOptions& opt,
     if (!chunk_error.empty()) {
         rec.error = chunk_error;
     } else if (!sent && status == 0) {
-        rec.error = fmt::format("{} http://{}:{}: {}",
-                                err == httplib::Error::Connection ? "cannot reach"
-                                                                  : "no response from",
-                                opt.url.host, opt.url.port, httplib::to_string(err));
+        rec.error =
+            fmt::format("{} http://{}:{}: {}",
+                        err == httplib::Error::Connection ? "cannot reach" : "no response from",
+                        opt.url.host, opt.url.port, httplib::to_string(err));
     } else if (status != 200) {
         rec.error = error_message(status, raw);
     } else if (!sent) {

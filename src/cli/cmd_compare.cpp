@@ -43,6 +43,7 @@ Result<std::vector<std::string>> read_prompts(const std::string& path) {
 
 int run_compare(CompareArgs a) {
     if (a.models.size() == 1) return report("compare needs two models (or none for the demo pair)");
+    if (auto ok = check_compare_options(a.o); !ok) return report(ok.message());
     if (a.models.empty())
         a.models = {default_model_path("demo-moe.gguf"), default_model_path("demo-dense.gguf")};
     for (const auto& m : a.models)

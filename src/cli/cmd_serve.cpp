@@ -10,6 +10,8 @@
 #include <memory>
 #include <thread>
 
+#include "analysis/params.h"
+#include "analysis/routing_stats.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/mapped_file.h"
@@ -84,6 +86,26 @@ Result<ModelSpec> parse_model_spec(const std::string& s) {
     return m;
 }
 
+// Sizes and routing shape for /v1/models and the web page (parameter counts as `inspect`).
+server::ModelShape model_shape(const Model& m) {
+    const ModelConfig& c = m.config;
+    server::ModelShape s;
+    s.n_layer = c.n_layer;
+    for (int l = 0; l < c.n_layer; ++l)
+        if (c.is_moe[size_t(l)]) s.moe_layers.push_back(l);
+    if (!s.moe_layers.empty()) {
+        s.n_expert = c.moe.n_expert;
+        s.n_expert_used = c.moe.n_expert_used;
+    }
+    const ParamReport p = count_source_params(*m.source, c);
+    s.params_total = p.total;
+    s.params_active = p.active();
+    const WeightTable w = weight_table(m);
+    s.weight_bytes_per_token = w.pass_bytes + w.embd_row_bytes;
+    for (int64_t b : w.expert_bytes) s.weight_bytes_per_token += b * w.n_expert_used;
+    return s;
+}
+
 // Everything one served model owns.
 struct LoadedModel {
     std::unique_ptr<Model> model;
@@ -126,6 +148,7 @@ Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
     m->created = std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
+    m->shape = model_shape(*owner->model);
     m->owner = owner;
     return m;
 }

@@ -50,6 +50,7 @@ ApiResult<GenRequest> build_request(const ServedModel& m, const GenerationFields
     r.stop = g.stop;
     r.ignore_eos = g.ignore_eos;
     r.top_logprobs = g.top_logprobs;
+    r.routing = g.moe_routing && !m.shape.moe_layers.empty();
     return r;
 }
 
@@ -116,6 +117,11 @@ struct StreamState {
     bool chat = true;
     bool logprobs = false;
     bool include_usage = false;
+    bool routing = false;         // moe_routing on an MoE model
+    std::vector<int> moe_layers;  // keys of the routing entries
+    // Tokens not yet sent (their text was held back, or released nothing): their routing goes
+    // with the next chunk, so the entries of all chunks are the generated tokens in order.
+    std::vector<TokenEvent> unsent;
     std::optional<ReasoningSplitter> split;  // chat with reasoning split
     bool started = false;
     size_t text_offset = 0;  // completions logprobs
@@ -128,8 +134,22 @@ json content_delta(const std::string& content, const std::string& reasoning) {
     return d;
 }
 
+// Adds the routing of the tokens not yet sent to a chunk about to go out.
+json with_routing(StreamState& st, json chunk) {
+    if (!st.routing) return chunk;
+    chunk["moe_routing"] = moe_routing_json(st.unsent, st.moe_layers);
+    st.unsent.clear();
+    return chunk;
+}
+
 // The SSE text a token releases ("" when nothing is to be sent).
-std::string token_events(StreamState& st, const TokenEvent& t) {
+std::string token_events(StreamState& st, TokenEvent& t) {
+    if (st.routing) {
+        TokenEvent r;
+        r.token = t.token;
+        r.routing = std::move(t.routing);
+        st.unsent.push_back(std::move(r));
+    }
     if (st.chat) {
         ReasoningSplitter::Delta d;
         if (st.split)
@@ -143,14 +163,15 @@ std::string token_events(StreamState& st, const TokenEvent& t) {
             if (delta.empty()) delta["content"] = "";
         }
         if (delta.empty()) return {};
-        return sse_data(chat_chunk(st.meta, delta, lp, std::nullopt, st.include_usage));
+        return sse_data(
+            with_routing(st, chat_chunk(st.meta, delta, lp, std::nullopt, st.include_usage)));
     }
     if (t.text.empty() && !st.logprobs) return {};
     json lp = nullptr;
     if (st.logprobs) lp = completion_logprobs({t}, st.text_offset);
     st.text_offset += t.text.size();
-    return sse_data(
-        text_completion(st.meta, t.text, lp, std::nullopt, std::nullopt, st.include_usage));
+    return sse_data(with_routing(
+        st, text_completion(st.meta, t.text, lp, std::nullopt, std::nullopt, st.include_usage)));
 }
 
 std::string final_events(StreamState& st, const GenSummary& sum) {
@@ -170,14 +191,17 @@ std::string final_events(StreamState& st, const GenSummary& sum) {
             d.content = sum.tail;
         }
         json delta = content_delta(d.content, d.reasoning);
+        // Tokens still unsent go with the first of the last chunks.
         if (!delta.empty())
-            out += sse_data(chat_chunk(st.meta, delta, nullptr, std::nullopt, st.include_usage));
-        out += sse_data(chat_chunk(st.meta, json::object(), nullptr, sum.finish, st.include_usage));
+            out += sse_data(with_routing(
+                st, chat_chunk(st.meta, delta, nullptr, std::nullopt, st.include_usage)));
+        out += sse_data(with_routing(
+            st, chat_chunk(st.meta, json::object(), nullptr, sum.finish, st.include_usage)));
         if (st.include_usage)
             out += sse_data(usage_chunk(st.meta, "chat.completion.chunk", usage_of(sum)));
     } else {
-        out += sse_data(text_completion(st.meta, sum.tail, nullptr, sum.finish, std::nullopt,
-                                        st.include_usage));
+        out += sse_data(with_routing(st, text_completion(st.meta, sum.tail, nullptr, sum.finish,
+                                                         std::nullopt, st.include_usage)));
         if (st.include_usage)
             out += sse_data(usage_chunk(st.meta, "text_completion", usage_of(sum)));
     }
@@ -199,8 +223,9 @@ void stream_response(std::shared_ptr<StreamState> st, const CompletionEnv& env,
             if (!st->started) {
                 st->started = true;
                 if (st->chat &&
-                    !send(sse_data(chat_chunk(st->meta, {{"role", "assistant"}, {"content", ""}},
-                                              nullptr, std::nullopt, st->include_usage))))
+                    !send(sse_data(with_routing(
+                        *st, chat_chunk(st->meta, {{"role", "assistant"}, {"content", ""}}, nullptr,
+                                        std::nullopt, st->include_usage)))))
                     return false;
             }
             int idle_polls = 0;
@@ -267,6 +292,7 @@ void handle_chat(const ServedModel& m, const ChatRequest& r, const CompletionEnv
     for (auto& st : chat_stop_strings(m.renderer.fallback()))
         if (std::find(gen->stop.begin(), gen->stop.end(), st) == gen->stop.end())
             gen->stop.push_back(std::move(st));
+    const bool routing = gen->routing;
     auto stream = submit(m, std::move(*gen), "messages", env);
     if (!stream) return send_error(res, stream.error());
 
@@ -280,10 +306,12 @@ void handle_chat(const ServedModel& m, const ChatRequest& r, const CompletionEnv
         st->chat = true;
         st->logprobs = r.top_logprobs >= 0;
         st->include_usage = r.include_usage;
+        st->routing = routing;
+        st->moe_layers = m.shape.moe_layers;
         if (split) st->split.emplace(opens);
         return stream_response(std::move(st), env, res);
     }
-    auto c = collect(**stream, r.top_logprobs >= 0, env);
+    auto c = collect(**stream, r.top_logprobs >= 0 || routing, env);
     if (auto e = failed(c->summary)) return send_error(res, *e);
     std::optional<std::string> reasoning;
     std::string content = std::move(c->text);
@@ -299,9 +327,10 @@ void handle_chat(const ServedModel& m, const ChatRequest& r, const CompletionEnv
     json lp = nullptr;
     if (r.top_logprobs >= 0)
         lp = json{{"content", chat_logprob_content(c->tokens)}, {"refusal", nullptr}};
-    send_json(res, 200,
-              dump(chat_completion(meta, content, reasoning, lp, c->summary.finish,
-                                   usage_of(c->summary))));
+    json body =
+        chat_completion(meta, content, reasoning, lp, c->summary.finish, usage_of(c->summary));
+    if (routing) body["moe_routing"] = moe_routing_json(c->tokens, m.shape.moe_layers);
+    send_json(res, 200, dump(body));
 }
 
 void handle_completion(const ServedModel& m, const CompletionRequest& r, const CompletionEnv& env,
@@ -321,6 +350,7 @@ void handle_completion(const ServedModel& m, const CompletionRequest& r, const C
     }
     auto gen = build_request(m, r, std::move(prompt), "prompt");
     if (!gen) return send_error(res, gen.error());
+    const bool routing = gen->routing;
     auto stream = submit(m, std::move(*gen), "prompt", env);
     if (!stream) return send_error(res, stream.error());
     ResponseMeta meta{new_id("cmpl-"), m.name, unix_now()};
@@ -331,15 +361,17 @@ void handle_completion(const ServedModel& m, const CompletionRequest& r, const C
         st->chat = false;
         st->logprobs = r.top_logprobs >= 0;
         st->include_usage = r.include_usage;
+        st->routing = routing;
+        st->moe_layers = m.shape.moe_layers;
         return stream_response(std::move(st), env, res);
     }
-    auto c = collect(**stream, r.top_logprobs >= 0, env);
+    auto c = collect(**stream, r.top_logprobs >= 0 || routing, env);
     if (auto e = failed(c->summary)) return send_error(res, *e);
     json lp = nullptr;
     if (r.top_logprobs >= 0) lp = completion_logprobs(c->tokens, 0);
-    send_json(
-        res, 200,
-        dump(text_completion(meta, c->text, lp, c->summary.finish, usage_of(c->summary), false)));
+    json body = text_completion(meta, c->text, lp, c->summary.finish, usage_of(c->summary), false);
+    if (routing) body["moe_routing"] = moe_routing_json(c->tokens, m.shape.moe_layers);
+    send_json(res, 200, dump(body));
 }
 
 }  // namespace moe::server

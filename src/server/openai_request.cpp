@@ -169,6 +169,7 @@ void parse_generation(const json& j, Fields& f, GenerationFields& g, bool chat) 
 
     f.boolean("ignore_eos", g.ignore_eos);
     f.boolean("stream", g.stream);
+    f.boolean("moe_routing", g.moe_routing);
     if (const json* so = f.get("stream_options")) {
         if (!so->is_object()) {
             f.fail(wrong_type("stream_options", "an object", *so));

@@ -33,6 +33,7 @@ struct GenerationFields {
     bool stream = false;
     bool include_usage = false;  // stream_options.include_usage
     bool ignore_eos = false;     // extension (as llama-server and vLLM): generate past EOS
+    bool moe_routing = false;    // extension: per-token expert choices in every chunk (README)
 };
 
 struct ChatRequest : GenerationFields {

@@ -121,4 +121,19 @@ json text_completion(const ResponseMeta& m, const std::string& text, const json&
     return j;
 }
 
+json moe_routing_json(const std::vector<TokenEvent>& tokens, const std::vector<int>& moe_layers) {
+    json out = json::array();
+    for (const auto& t : tokens) {
+        json layers = json::object();
+        for (size_t l = 0; l < t.routing.size(); ++l) {
+            json experts = json::array();
+            for (const auto& [e, w] : t.routing[l]) experts.push_back(json::array({e, w}));
+            const int layer = l < moe_layers.size() ? moe_layers[l] : int(l);
+            layers[std::to_string(layer)] = std::move(experts);
+        }
+        out.push_back(json{{"token", t.token}, {"layers", std::move(layers)}});
+    }
+    return out;
+}
+
 }  // namespace moe::server

@@ -53,4 +53,9 @@ json text_completion(const ResponseMeta& m, const std::string& text, const json&
                      std::optional<FinishReason> finish, const std::optional<Usage>& u,
                      bool with_usage_null);
 
+// The "moe_routing" extension: one entry per generated token, in order,
+// {"token": id, "layers": {"<model layer>": [[expert, weight], ...]}} with the k experts of each
+// MoE layer best first. moe_layers[i] is the model layer of MoE layer i (TokenEvent::routing[i]).
+json moe_routing_json(const std::vector<TokenEvent>& tokens, const std::vector<int>& moe_layers);
+
 }  // namespace moe::server

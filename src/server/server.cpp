@@ -14,6 +14,7 @@
 #include "server/completions.h"
 #include "server/metrics_text.h"
 #include "server/openai_response.h"
+#include "server/web_assets.h"
 
 namespace moe::server {
 
@@ -63,9 +64,33 @@ ApiError status_error(int status, std::string message, std::string type, std::st
     return e;
 }
 
+// The page and its files hold no data: served without an API key and while models load (the
+// page asks for the key and waits on /health itself).
+bool is_web_path(const std::string& path) {
+    return path == "/" || path.rfind("/web/", 0) == 0;
+}
+
+void send_web_asset(httplib::Response& res, const WebAsset& a) {
+    res.set_header("Content-Security-Policy", kWebContentSecurityPolicy);
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(std::string(a.body), std::string(a.content_type));
+}
+
 json model_object(const ServedModel& m) {
-    return json{
-        {"id", m.name}, {"object", "model"}, {"created", m.created}, {"owned_by", "moeinfer"}};
+    const ModelShape& s = m.shape;
+    json moe = {{"n_layer", s.n_layer},
+                {"n_expert", s.n_expert},
+                {"n_expert_used", s.n_expert_used},
+                {"moe_layers", s.moe_layers},
+                {"params_total", s.params_total},
+                {"params_active", s.params_active},
+                {"weight_bytes_per_token", s.weight_bytes_per_token}};
+    return json{{"id", m.name},
+                {"object", "model"},
+                {"created", m.created},
+                {"owned_by", "moeinfer"},
+                {"moe", std::move(moe)}};
 }
 
 }  // namespace
@@ -81,7 +106,8 @@ void Server::Impl::routes() {
     using Res = httplib::Response;
 
     http.set_pre_routing_handler([this](const Req& req, Res& res) {
-        if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+        if (req.path == "/health" || is_web_path(req.path))
+            return httplib::Server::HandlerResponse::Unhandled;
         if (!opt.api_key.empty()) {
             const std::string want = "Bearer " + opt.api_key;
             if (req.get_header_value("Authorization") != want) {
@@ -122,6 +148,14 @@ void Server::Impl::routes() {
         if (res.status >= 400) ++n_errors;
     });
 
+    http.Get("/", [](const Req&, Res& res) {
+        if (const WebAsset* a = find_web_asset("index.html")) send_web_asset(res, *a);
+    });
+    http.Get(R"(/web/([A-Za-z0-9_.-]+))", [](const Req& req, Res& res) {
+        if (const WebAsset* a = find_web_asset(req.matches[1].str()))
+            return send_web_asset(res, *a);
+        res.status = 404;  // the error handler writes the body
+    });
     http.Get("/health", [this](const Req&, Res& res) {
         if (ready.load()) return send_json(res, 200, R"({"status":"ok"})");
         send_error(res, status_error(503, "the server is loading models", "unavailable_error",

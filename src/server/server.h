@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "chat/chat_template.h"
 #include "core/result.h"
@@ -13,6 +14,15 @@
 #include "tokenizer/tokenizer.h"
 
 namespace moe::server {
+
+// A model's size and routing shape, for GET /v1/models ("moe") and the web page's grid and
+// info line. A dense model has n_expert 0 and no moe_layers.
+struct ModelShape {
+    int n_layer = 0, n_expert = 0, n_expert_used = 0;
+    std::vector<int> moe_layers;                  // model layer index of each MoE layer, in order
+    int64_t params_total = 0, params_active = 0;  // active: per token (inspect's headline)
+    int64_t weight_bytes_per_token = 0;  // one token alone: non-routed + k experts per layer
+};
 
 // One model the server answers for. The pointers stay valid while `owner` lives.
 struct ServedModel {
@@ -22,6 +32,7 @@ struct ServedModel {
     ChatRenderer renderer;
     int n_ctx = 0;  // positions per sequence (prompt + completion)
     int64_t created = 0;
+    ModelShape shape;
     std::shared_ptr<void> owner;
 };
 

@@ -15,13 +15,19 @@
 
 namespace {
 
-std::string folder() {
-    static const std::string dir = [] {
-        const std::string d = "/dev/shm/moe_fuzz_hf_" + std::to_string(::getpid());
-        std::filesystem::create_directories(d);
-        return d;
-    }();
-    return dir;
+// Removed when the fuzzer exits normally (libFuzzer ends a timed run with exit()).
+struct Folder {
+    std::string path = "/dev/shm/moe_fuzz_hf_" + std::to_string(::getpid());
+    Folder() { std::filesystem::create_directories(path); }
+    ~Folder() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+const std::string& folder() {
+    static const Folder dir;
+    return dir.path;
 }
 
 void write(const std::string& path, const uint8_t* p, size_t n) {
@@ -34,7 +40,7 @@ void write(const std::string& path, const uint8_t* p, size_t n) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto* nul = static_cast<const uint8_t*>(std::memchr(data, 0, size));
     if (!nul) return 0;
-    const std::string dir = folder();
+    const std::string& dir = folder();
     write(dir + "/config.json", data, size_t(nul - data));
     write(dir + "/model.safetensors", nul + 1, size - size_t(nul - data) - 1);
     auto src = moe::open_hf_folder(dir);

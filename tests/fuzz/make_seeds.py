@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes small valid seed inputs for the fuzz targets (tests/fuzz/corpus/<target>/): a tiny
 Llama GGUF with an SPM vocabulary, a tiny Hugging Face folder (config.json + safetensors) joined
-by a NUL byte as fuzz_hf_folder reads it, the safetensors alone, and chat templates. The fuzzers
+by a NUL byte as fuzz_hf_folder reads it, the safetensors alone, chat templates and request
+bodies. The fuzzers
 mutate these; nothing here is a reference for correctness. Run: tests/fuzz/make_seeds.py"""
-import json, os, struct, random, shutil, glob
+import json, os, re, struct, random, shutil, glob
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "corpus")
@@ -101,6 +102,26 @@ def tiny_config():
                        "rope_theta": 10000.0, "max_position_embeddings": 64, "tie_word_embeddings": False}).encode()
 
 
+def request_bodies():
+    """Request bodies for fuzz_request: every raw-string body of tests/test_server_request.cpp (the
+    fragments that start with ',' completed into a chat request, as its chat() does), plus the
+    shapes the API tests in tests/api send."""
+    src = open(os.path.join(HERE, "..", "test_server_request.cpp")).read()
+    msgs = '"messages":[{"role":"user","content":"hi"}]'
+    bodies = []
+    for b in re.findall(r'R"\((.*?)\)"', src, re.S):
+        bodies.append("{" + msgs + b + "}" if b.startswith(",") else b)
+    bodies += ['{"model":"m","prompt":"Once upon a time","max_tokens":8,"temperature":0,"stream":true,'
+               '"stream_options":{"include_usage":true},"logprobs":2,"seed":7}',
+               '{"prompt":[1,15043,3186],"max_tokens":2,"stop":["\\n"]}',
+               '{"content":"Hello world","add_special":true,"parse_special":false}',
+               '{"tokens":[1,15043,3186]}',
+               '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user",'
+               '"content":"2+2?"}],"max_completion_tokens":4,"logprobs":true,"top_logprobs":2,'
+               '"chat_template_kwargs":{"enable_thinking":true},"top_k":40,"min_p":0.05}']
+    return bodies
+
+
 def put(target, name, data):
     d = os.path.join(CORPUS, target)
     os.makedirs(d, exist_ok=True)
@@ -133,6 +154,8 @@ def main():
     for inp in sorted(glob.glob(os.path.join(FIXTURES, "tokenizers", "*.inp")))[:2]:
         for k, s in enumerate(open(inp, "rb").read().split(b"\n__ggml_vocab_test__\n")[:24]):
             put("tokenizer", "%s-%02d" % (os.path.basename(inp)[:-4], k), bytes([k % 8]) + s)
+    for k, b in enumerate(request_bodies()):
+        put("request", "body-%02d.json" % k, b.encode())
 
 
 if __name__ == "__main__":
