@@ -132,6 +132,16 @@ TEST(BenchServe, DeterministicServerGivesZeroShares) {
     EXPECT_EQ(j["routing_differs"], 0);
 }
 
+TEST(BenchServe, ApiKeyReachesEveryRoute) {
+    // The child server requires the key; the requests, /v1/models and /metrics all carry it.
+    const auto r = moe::test::run_moeinfer("bench-serve -m " + kDemo +
+                                           " --api-key s3cret --concurrency 2 --requests 2 "
+                                           "--prompt-tokens 4 --max-tokens 2");
+    ASSERT_EQ(r.code, 0) << r.all();
+    EXPECT_NE(r.out.find("\n| 2 | 2 | 0 |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("experts/layer/step"), std::string::npos) << r.out;
+}
+
 TEST(BenchServe, DeterministicCheckSeesBatchingWithoutTheOption) {
     const json j = determinism(false);
     ASSERT_TRUE(j.is_object());

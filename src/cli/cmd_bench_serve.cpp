@@ -164,7 +164,7 @@ void register_bench_serve_command(CLI::App& app, int& exit_code) {
         ->check(CLI::Range(1, 1 << 16))
         ->capture_default_str();
     cmd->add_option("--prompt-tokens", a->bench.prompt_words,
-                    "prompt length in common English words (about one token each)")
+                    "prompt length in common English words")
         ->check(CLI::Range(1, 1 << 16))
         ->capture_default_str();
     cmd->add_option("--max-tokens", a->bench.max_tokens, "tokens to generate per request")
