@@ -168,8 +168,9 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
     const DType t = GetParam();
     std::mt19937 rng(uint32_t(t) + 1);
     const int64_t N = 37;
-    // 224 = 7 blocks of 32: unrolled pairs plus an odd tail block for the 32-element formats.
-    for (int64_t K : {256, 768, 224}) {
+    // 224, 288, 320 = 7, 9, 10 blocks of 32: the 32-element formats' 4-block steps with tails
+    // of 3 (a pair and an odd block), 1 and 2 blocks.
+    for (int64_t K : {256, 768, 224, 288, 320}) {
         if (K % traits(t).block_elems != 0) continue;
         const auto w = random_weights(t, N, K, rng);
         const auto* ref = kern::exact_kernel(t, Isa::Scalar);
@@ -219,6 +220,24 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
                 const double e = nmse(got, want, N, &first);
                 EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa)
                                     << " rows K=" << K << " nmse=" << e << first;
+                // Batch invariance (SessionOptions::deterministic) needs the row loop to sum
+                // exactly as the nx kernels do, for every nx.
+                for (int g = 1; g <= kern::kMaxNx; ++g) {
+                    int mismatches = 0;
+                    for (int64_t n = 0; n < N; ++n)
+                        for (int64_t i0 = 0; i0 < T; i0 += g) {
+                            const int nx = int(std::min<int64_t>(g, T - i0));
+                            const void* xp[kern::kMaxNx];
+                            float out[kern::kMaxNx];
+                            for (int j = 0; j < nx; ++j) xp[j] = xq.data() + (i0 + j) * xrb;
+                            k->dot(K, w.data() + n * dtype_row_bytes(t, K), xp, nx, out);
+                            for (int j = 0; j < nx; ++j)
+                                mismatches += out[j] != got[size_t((i0 + j) * N + n)];
+                        }
+                    EXPECT_EQ(mismatches, 0)
+                        << dtype_name(t) << " isa=" << kern::isa_name(isa) << " K=" << K
+                        << " nx=" << g << ": rows differ from the nx kernel";
+                }
             }
         }
     }

@@ -29,7 +29,19 @@ MOE="$SRC/models/demo-moe.gguf" DENSE="$SRC/models/demo-dense.gguf"
     --routing-stats routing.json >run.log 2>&1 || { cat run.log; exit 1; }
 "$BIN" routing-report routing.json -o routing.html
 "$BIN" compare "$MOE" "$DENSE" -n 16 -t 2 --bench-tokens 64 --ppl-ctx 128 --ppl-windows 4 \
-    --text "$SRC/data/eval-kjv.txt" -o compare >compare.log 2>&1 || { cat compare.log; exit 1; }
+    --text "$SRC/data/eval-kjv.txt" --top-k-sweep --sweep-k 1,4,all --sweep-decode-tokens 8 \
+    --domains --domain-ctx 128 --permutations 50 -o compare >compare.log 2>&1 ||
+    { cat compare.log; exit 1; }
+grep -q "Top-k sweep" compare.html || { echo "error: compare.html has no top-k sweep"; exit 1; }
+grep -q "no routing to sweep" compare.html || { echo "error: compare.html: no dense-side note"; exit 1; }
+# The sweep report alone (eval --top-k --html) and the routing report with a domains section.
+"$BIN" eval -m "$MOE" -f "$SRC/data/eval-kjv.txt" -c 128 --chunks 4 -t 2 --top-k 1,4,all \
+    --decode-tokens 8 --html sweep.html >sweep.log 2>&1 || { cat sweep.log; exit 1; }
+"$BIN" routing-stats -m "$MOE" --domain argument="$SRC/data/domain-argument.txt" \
+    --domain wisdom="$SRC/data/domain-wisdom.txt" --domain vision="$SRC/data/domain-vision.txt" \
+    -c 128 --windows 4 --permutations 50 -t 2 -o domains.json >domains.log 2>&1 ||
+    { cat domains.log; exit 1; }
+"$BIN" routing-report domains.json -o domains.html
 # The serving section (compare --serve): both models behind `moeinfer serve` under load.
 "$BIN" compare "$MOE" "$DENSE" -n 8 -t 2 --bench-tokens 64 --ppl-ctx 128 --ppl-windows 2 \
     --text "$SRC/data/eval-kjv.txt" --serve --serve-concurrency 1,2,4 --serve-max-tokens 12 \
@@ -56,15 +68,18 @@ head, body = h[:h.index('<body>') + 6], h[h.index('<h2>Serving</h2>'):]
 open(sys.argv[2], 'w').write(head + body)
 PY
 shot serving-only.html serving.png 1400
+shot sweep.html sweep.png 1100
+shot domains.html domains.png 2400
 
 # check PNG MIN_COLOURED_SHARE MIN_DISTINCT_COLOURS [RRGGBB ...]
 check() {
 python3 - "$@" <<'PY'
-import struct, sys, zlib
+import os, struct, sys, zlib
 path, min_share, min_colors = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-# Colours that must each cover >= 0.3% of the page (e.g. the two models' bars).
+# Colours that must each cover >= REQUIRED_SHARE of the page (default 0.3%: e.g. the two models'
+# bars; line plots have less ink).
 required = {c: 0 for c in sys.argv[4:]}
-min_required = float(__import__('os').environ.get('MIN_REQUIRED_SHARE', '0.003'))
+req_share = float(os.environ.get('REQUIRED_SHARE', '0.003'))
 want = {c: (int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)) for c in required}
 data = open(path, 'rb').read()
 assert data[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
@@ -110,7 +125,7 @@ print(f'{path}: {w}x{h}, non-white {nonwhite / (w * h):.1%}, coloured {share:.1%
       f'{len(colors)} distinct colours, coloured rows {top}..{bottom}')
 for c, n in required.items():
     print(f'  #{c}: {n / (w * h):.2%} of the page')
-    if n / (w * h) < min_required:
+    if n / (w * h) < req_share:
         sys.exit(f'error: {path}: too little #{c}: a plot is missing')
 if share < min_share or len(colors) < min_colors:
     sys.exit(f'error: {path}: the plots did not render (need >= {min_share:.0%} coloured pixels '
@@ -121,8 +136,12 @@ PY
 check routing.png 0.03 12 d95f02 7570b3
 # Compare: the key-measure bars of both models (#2c7fb8, #f28e2b), then the MoE model's heatmap.
 check compare.png 0.01 12 2c7fb8 f28e2b d95f02
+# Sweep: the prompt and decode tok/s lines (#1b9e77, #d95f02) and the perplexity line (#7570b3).
+REQUIRED_SHARE=0.0008 check sweep.png 0.004 3 1b9e77 d95f02 7570b3
+# Domains: the JS bars of the first two pairs (#1b9e77, #d95f02) and the load grids' gradient.
+check domains.png 0.03 12 1b9e77 d95f02
 # Serving: both models' measured lines (#2c7fb8, #f28e2b) and the MoE's predictions, uniform
 # (#1b9e77) and from its routing (#e7298a): thin lines, so a smaller share each (a legend swatch
 # alone is under 0.01%).
-MIN_REQUIRED_SHARE=0.0002 check serving.png 0.005 6 2c7fb8 f28e2b 1b9e77 e7298a
-echo "rendered reports: $WORK/routing.png $WORK/compare.png $WORK/serving.png"
+REQUIRED_SHARE=0.0002 check serving.png 0.005 6 2c7fb8 f28e2b 1b9e77 e7298a
+echo "rendered reports: $WORK/routing.png $WORK/compare.png $WORK/sweep.png $WORK/domains.png $WORK/serving.png"

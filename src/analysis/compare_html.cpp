@@ -5,7 +5,9 @@
 #include "analysis/compare_recommendation.h"
 #include "analysis/compare_report.h"
 #include "analysis/compare_rows.h"
+#include "analysis/domain_routing.h"
 #include "analysis/routing_report.h"
+#include "analysis/sweep_report.h"
 
 namespace moe {
 
@@ -90,6 +92,20 @@ std::string compare_html(const ModelMeasures& a, const ModelMeasures& b, const C
         if (m.routing.is_null() || !m.routing.contains("layers")) continue;
         h += "<h2>Routing: " + html_escape(k == 0 ? n.a : n.b) + "</h2>\n";
         h += routing_report_sections(m.routing, k == 0 ? "a-" : "b-");
+    }
+    for (int k = 0; k < 2; ++k) {  // what the extra experts buy: the sweep and the domains
+        const ModelMeasures& m = k == 0 ? a : b;
+        const std::string& name = k == 0 ? n.a : n.b;
+        if (!m.top_k_sweep.is_null())
+            h += sweep_report_section(m.top_k_sweep, "Top-k sweep: " + name);
+        else if (!m.top_k_sweep_note.empty())
+            h += "<h2>Top-k sweep: " + html_escape(name) + "</h2>\n<p class=\"note\">" +
+                 html_escape(m.top_k_sweep_note) + ".</p>\n";
+        if (!m.domains.is_null())
+            h += domains_report_section(m.domains);
+        else if (!m.domains_note.empty())
+            h += "<h2>Expert specialisation by domain: " + html_escape(name) +
+                 "</h2>\n<p class=\"note\">" + html_escape(m.domains_note) + ".</p>\n";
     }
     h +=
         "<h2>Method</h2>\n<p class=\"note\">" +

@@ -5,6 +5,8 @@
 #include "analysis/compare_recommendation.h"
 #include "analysis/compare_report.h"
 #include "analysis/compare_rows.h"
+#include "analysis/domain_measure.h"
+#include "analysis/topk_sweep.h"
 
 namespace moe {
 
@@ -61,6 +63,20 @@ std::string compare_markdown(const ModelMeasures& a, const ModelMeasures& b,
                              failures_text(r));
             s += md_quote(r.output) + "\n";
         }
+    }
+    for (int k = 0; k < 2; ++k) {
+        const ModelMeasures& m = k == 0 ? a : b;
+        const std::string& name = k == 0 ? n.a : n.b;
+        if (!m.top_k_sweep.is_null())
+            s += "## Top-k sweep: " + name + "\n\n" + m.top_k_sweep.value("summary", std::string()) +
+                 "\n```\n" + sweep_table(m.top_k_sweep) + "```\n\n";
+        else if (!m.top_k_sweep_note.empty())
+            s += "## Top-k sweep: " + name + "\n\n" + m.top_k_sweep_note + ".\n\n";
+        if (!m.domains.is_null())
+            s += "## Expert specialisation by domain: " + name + "\n\n```\n" +
+                 domains_text(m.domains) + "```\n\n";
+        else if (!m.domains_note.empty())
+            s += "## Expert specialisation by domain: " + name + "\n\n" + m.domains_note + ".\n\n";
     }
     s += "## Method\n\n";
     s += fmt::format(

@@ -12,6 +12,7 @@
 #include "analysis/params.h"
 #include "analysis/perplexity.h"
 #include "analysis/routing_stats.h"
+#include "analysis/topk_sweep.h"
 #include "core/input_file.h"
 #include "core/thread_pool.h"
 #include "core/sysinfo.h"
@@ -164,7 +165,56 @@ void measure_perplexity(const Model& m, const Tokenizer& tok, const std::string&
                           : pp->nll / std::log(2.0) * double(text_ids.size()) / double(text.size());
 }
 
+// The optional top-k sweep (on the perplexity windows) and routing per domain; a dense model
+// gets a note instead, as does an error.
+void measure_routing_sections(const Model& m, const Tokenizer& tok,
+                              const std::vector<int32_t>& text_ids, int n_ctx,
+                              const CompareOptions& o, ModelMeasures& r) {
+    const bool dense = m.config.n_moe_layers() == 0;
+    if (!o.top_k_sweep.empty()) {
+        if (dense) {
+            r.top_k_sweep_note = "the dense model has no routing to sweep";
+        } else if (auto ks = parse_top_k_list(o.top_k_sweep, m.config); !ks) {
+            r.top_k_sweep_note = ks.message();
+        } else {
+            SweepOptions so;
+            so.ppl.n_ctx = int(std::min<int64_t>(
+                {int64_t(o.ppl_ctx), int64_t(n_ctx), int64_t(text_ids.size())}));
+            so.ppl.bos = tok.add_bos() ? tok.bos() : -1;
+            so.ppl.max_windows = o.ppl_windows;
+            so.ppl.n_threads = o.n_threads;
+            so.decode_tokens = o.sweep_decode_tokens;
+            auto sw = run_top_k_sweep(m, text_ids, *ks, so);
+            if (sw)
+                r.top_k_sweep = sweep_json(*sw);
+            else
+                r.top_k_sweep_note = "top-k sweep failed: " + sw.message();
+        }
+    }
+    if (!o.domains.empty()) {
+        if (dense) {
+            r.domains_note = "the dense model has no routing to compare across domains";
+        } else {
+            DomainOptions dopt = o.domain_opt;
+            dopt.n_threads = o.n_threads;
+            auto d = measure_domains(m, tok, o.domains, dopt);
+            if (d)
+                r.domains = std::move(*d);
+            else
+                r.domains_note = "routing per domain failed: " + d.message();
+        }
+    }
+}
+
 }  // namespace
+
+std::vector<DomainText> default_domain_texts() {
+    const std::filesystem::path dir = std::filesystem::path(default_eval_text_path()).parent_path();
+    std::vector<DomainText> out;
+    for (const char* n : {"argument", "wisdom", "vision"})
+        out.push_back({n, (dir / (std::string("domain-") + n + ".txt")).string()});
+    return out;
+}
 
 std::vector<std::string> default_compare_prompts() {
     return {"And the LORD said unto Moses,", "In the beginning God created",
@@ -243,6 +293,9 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
             r.decode_bytes = r.routing["weights"].value("bytes_per_token_decode", r.decode_bytes);
     }
     if (const auto pm = read_process_memory()) r.rss_peak = pm->peak_rss;
+    // After the peak RSS: the sweep's extra sessions are not the model's cost of serving.
+    if (!o.top_k_sweep.empty() || !o.domains.empty())
+        measure_routing_sections(m, **tok, text_ids, s.n_ctx(), o, r);
     return r;
 }
 

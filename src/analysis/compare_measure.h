@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "analysis/compare_result.h"
+#include "analysis/domain_measure.h"
 #include "core/result.h"
 #include "runtime/sampler.h"
 
@@ -22,6 +23,10 @@ struct CompareOptions {
     int bench_tokens = 256;            // tokens of the text evaluated in one batch (prompt tok/s)
     double repeat_threshold = 0.5;     // repeated 4-gram share that counts as a loop
     bool isolate = true;               // measure each model in a child process (own peak RSS)
+    std::string top_k_sweep;           // non-empty: top-k sweep of the MoE model over these k
+    int sweep_decode_tokens = 64;
+    std::vector<DomainText> domains;   // non-empty: routing per domain text (MoE model)
+    DomainOptions domain_opt;
 };
 
 std::vector<std::string> default_compare_prompts();
@@ -41,5 +46,7 @@ ModelMeasures measure_model_isolated(const std::string& path, const CompareOptio
 
 // The bundled evaluation text: data/eval-kjv.txt next to the source tree, the CWD or the binary.
 std::string default_eval_text_path();
+// The bundled domain texts (data/domain-*.txt, found like the evaluation text).
+std::vector<DomainText> default_domain_texts();
 
 }  // namespace moe

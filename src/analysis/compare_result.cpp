@@ -23,6 +23,8 @@ json to_json(const ModelMeasures& m) {
     j["ppl"] = m.ppl, j["ppl_stderr"] = m.ppl_stderr, j["bits_per_byte"] = m.bits_per_byte;
     j["ppl_tokens"] = m.ppl_tokens, j["ppl_scored"] = m.ppl_scored, j["ppl_ctx"] = m.ppl_ctx;
     j["routing"] = m.routing;
+    j["top_k_sweep"] = m.top_k_sweep, j["domains"] = m.domains;
+    j["top_k_sweep_note"] = m.top_k_sweep_note, j["domains_note"] = m.domains_note;
     json ps = json::array();
     for (const auto& p : m.prompts)
         ps.push_back({{"prompt", p.prompt},
@@ -63,6 +65,10 @@ ModelMeasures measures_from_json_or_throw(const json& j) {
     m.ppl_scored = j.value("ppl_scored", int64_t(0));
     m.ppl_ctx = j.value("ppl_ctx", 0);
     if (j.contains("routing")) m.routing = j["routing"];
+    if (j.contains("top_k_sweep")) m.top_k_sweep = j["top_k_sweep"];
+    if (j.contains("domains")) m.domains = j["domains"];
+    m.top_k_sweep_note = j.value("top_k_sweep_note", "");
+    m.domains_note = j.value("domains_note", "");
     if (j.contains("prompts") && j["prompts"].is_array())
         for (const auto& p : j["prompts"]) {
             PromptRun r;

@@ -39,6 +39,10 @@ struct ModelMeasures {
     int64_t ppl_tokens = 0, ppl_scored = 0;
     int ppl_ctx = 0;
     nlohmann::json routing;  // RoutingStats::to_json() (null for a dense model)
+    // Optional sections (null when not asked for); a note says why one is missing.
+    nlohmann::json top_k_sweep;  // sweep_json() of analysis/topk_sweep.h
+    nlohmann::json domains;      // routing-stats JSON with its "domains" section
+    std::string top_k_sweep_note, domains_note;
     std::vector<PromptRun> prompts;
 };
 

@@ -1,5 +1,6 @@
 #include "analysis/routing_report.h"
 
+#include "analysis/domain_routing.h"
 #include "core/atomic_file.h"
 
 #include <fmt/format.h>
@@ -162,7 +163,8 @@ std::string bar_chart_svg(const std::vector<std::string>& cats,
             "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"end\" "
             "fill=\"#333\">{}</text>\n",
             ml - 5, py + 4,
-            fmt_num(y, step < 1    ? 2
+            fmt_num(y, step < 0.01 ? 4  // small divergences need more digits than loads
+                       : step < 1  ? 2
                        : step < 10 ? 1
                                    : 0));
     }
@@ -463,6 +465,7 @@ std::string routing_report_sections(const json& stats, const std::string& id) {
         h += "</tr>\n";
     }
     h += "</table>\n";
+    h += domains_report_section(stats);  // only when the file has domains
     return h;
 }
 

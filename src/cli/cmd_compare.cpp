@@ -22,8 +22,9 @@ namespace {
 
 struct CompareArgs {
     std::vector<std::string> models;
-    std::string prompts_file, output = "report", text;
-    bool no_isolate = false, serve = false;
+    std::string prompts_file, output = "report", text, top_k_sweep = "1,2,4,all";
+    std::vector<std::string> domains;
+    bool no_isolate = false, default_domains = false, sweep = false, serve = false;
     CompareOptions o;
     ServingOptions serving;
 };
@@ -57,6 +58,18 @@ int run_compare(CompareArgs a) {
     if (!std::filesystem::exists(a.o.text_path))
         return report(fmt::format("evaluation text '{}' not found", a.o.text_path));
     a.o.isolate = !a.no_isolate;
+    if (a.sweep) a.o.top_k_sweep = a.top_k_sweep;
+    if (a.default_domains && !a.domains.empty())
+        return report("--domains (the bundled texts) and --domain NAME=FILE cannot be combined");
+    if (a.default_domains) a.o.domains = default_domain_texts();
+    if (!a.domains.empty()) {
+        auto d = parse_domain_args(a.domains);
+        if (!d) return report(d.message());
+        a.o.domains = *d;
+    }
+    for (const auto& d : a.o.domains)  // fail before the long measurements
+        if (!std::filesystem::exists(d.file))
+            return report(fmt::format("domain '{}': '{}' not found", d.name, d.file));
     std::string base = a.output;
     for (const char* ext : {".md", ".html"}) {
         const std::string e = ext;
@@ -122,6 +135,21 @@ void register_compare_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--bench-tokens", a->o.bench_tokens, "tokens of the prompt-speed batch")
         ->check(CLI::Range(1, 1 << 15));
     cmd->add_flag("--no-isolate", a->no_isolate, "measure both models in this process");
+    cmd->add_flag("--top-k-sweep", a->sweep,
+                  "top-k sweep of the MoE model on the perplexity windows");
+    cmd->add_option("--sweep-k", a->top_k_sweep,
+                    "the k of --top-k-sweep (default 1,2,4,all; the native k is always added)");
+    cmd->add_option("--sweep-decode-tokens", a->o.sweep_decode_tokens,
+                    "tokens decoded one by one per k in the sweep (default 64)")
+        ->check(CLI::Range(0, 4096));
+    cmd->add_flag("--domains", a->default_domains,
+                  "routing per domain of the MoE model on the bundled texts (data/domain-*.txt)");
+    cmd->add_option("--domain", a->domains, "routing per domain: NAME=FILE (repeat, at least two)");
+    cmd->add_option("--domain-ctx", a->o.domain_opt.n_ctx, "domain window in tokens (default 256)")
+        ->check(CLI::Range(4, 65536));
+    cmd->add_option("--permutations", a->o.domain_opt.n_permutations,
+                    "label shuffles of the domains' permutation test (default 1000)")
+        ->check(CLI::Range(1, 1000000));
     cmd->add_flag("--serve", a->serve,
                   "add a serving section: each model behind `moeinfer serve` under load");
     cmd->add_option("--serve-concurrency", a->serving.concurrency,

@@ -2,7 +2,10 @@
 // perplexity with the upstream tool's method (windows of -c tokens, second half scored), and
 // with --ref the KL divergence and top-1 agreement against a model of the same vocabulary, plus
 // routing variance (expert sets that differ vs --ref, and batch 1 vs one batch).
+// `--top-k 1,2,4,all` runs the top-k sweep instead (analysis/topk_sweep.h): one row per k,
+// `--html FILE` also writes its report with plots.
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,17 +16,22 @@
 #include <string>
 
 #include "analysis/perplexity.h"
+#include "analysis/routing_report.h"
+#include "analysis/sweep_report.h"
+#include "analysis/topk_sweep.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/input_file.h"
 #include "models/model.h"
+#include "models/top_k.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moe::cli {
 namespace {
 
 struct EvalArgs {
-    std::string model, file, ref;
+    std::string model, file, ref, top_k, html;
+    int decode_tokens = 64;
     int n_ctx = 512, stride = 0, threads = 0, chunks = 0, b1_chunks = 1;
     bool json = false;
     bool bos_chunks = false;
@@ -97,7 +105,39 @@ nlohmann::json routing_json(const RoutingDiff& d) {
     return j;
 }
 
+int run_sweep(const EvalArgs& a, const Model& m, const std::vector<int>& ks,
+              const std::vector<int32_t>& ids, const PerplexityOptions& opt) {
+    SweepOptions so;
+    so.ppl = opt;
+    so.decode_tokens = a.decode_tokens;
+    fmt::print(stderr, "top-k sweep: k = {} (native {})\n", fmt::join(ks, ", "),
+               native_top_k(m.config.moe));
+    const bool tty = isatty(fileno(stderr));
+    auto res = run_top_k_sweep(m, ids, ks, so, [tty](int w, int n) {
+        if (tty) fmt::print(stderr, "\rwindow {}/{}{}", w, n, w == n ? "\n" : "");
+    });
+    if (!res) return report(res.message());
+    nlohmann::json j = sweep_json(*res);
+    j["model"] = a.model;
+    j["file"] = a.file;
+    if (!a.html.empty()) {
+        const std::string title = fmt::format("Top-k sweep: {} on {}", a.model, a.file);
+        if (auto w = write_text_file(a.html, sweep_report_html(j, title)); !w)
+            return report(w.message());
+        fmt::print(stderr, "wrote {}\n", a.html);
+    }
+    if (a.json) {
+        fmt::print("{}\n", j.dump(2));
+        return 0;
+    }
+    fmt::print("{}\n{}", sweep_table(j), j.value("summary", std::string()));
+    return 0;
+}
+
 int run_eval(const EvalArgs& a) {
+    if (!a.top_k.empty() && !a.ref.empty())
+        return report("--top-k and --ref cannot be combined (the sweep compares with the native k)");
+    if (!a.html.empty() && a.top_k.empty()) return report("--html needs --top-k");
     auto text = read_text(a.file);
     if (!text) return report(text.message());
     if (text->empty()) return report(fmt::format("'{}' is empty: nothing to evaluate", a.file));
@@ -107,6 +147,12 @@ int run_eval(const EvalArgs& a) {
     auto model = load_model(a.model);
     if (!model) return report(model.message());
     const Model& m = **model;
+    std::vector<int> ks;
+    if (!a.top_k.empty()) {
+        auto parsed = parse_top_k_list(a.top_k, m.config);
+        if (!parsed) return report(parsed.message());
+        ks = std::move(*parsed);
+    }
     auto tok = Tokenizer::from_source(*m.source);
     if (!tok) return report(fmt::format("{}: {}", a.model, tok.message()));
     std::unique_ptr<Model> ref;
@@ -141,7 +187,8 @@ int run_eval(const EvalArgs& a) {
     opt.batch1_windows = a.b1_chunks;
     opt.n_threads = a.threads;
     auto plan = plan_windows(int64_t(ids.size()), opt);
-    if (!plan) return report(plan.message());
+    if (!plan) return report(fmt::format("{}: {}", a.file, plan.message()));
+    if (!ks.empty()) return run_sweep(a, m, ks, ids, opt);
     fmt::print(stderr, "{}: {} tokens, {} windows of {}{}, {} predictions scored\n", a.file,
                ids.size(), plan->n_windows, a.n_ctx,
                a.stride ? fmt::format(" every {}", a.stride) : std::string(), plan->n_scored);
@@ -230,6 +277,13 @@ void register_eval_command(CLI::App& app, int& exit_code) {
                     "windows also evaluated token by token for routing variance (default 1, "
                     "-1 all, 0 none)");
     cmd->add_flag("--json", a->json, "print one JSON object");
+    cmd->add_option("--top-k", a->top_k,
+                    "top-k sweep: routed experts per token to try, e.g. 1,2,4,8,all (the native "
+                    "k is always added)");
+    cmd->add_option("--decode-tokens", a->decode_tokens,
+                    "--top-k: tokens decoded one by one per k for decode tok/s (default 64)")
+        ->check(CLI::Range(0, 4096));
+    cmd->add_option("--html", a->html, "--top-k: also write the sweep report (HTML) here");
     cmd->add_flag("--bos-chunks", a->bos_chunks,
                   "score every token of consecutive -c token chunks, each run as [BOS] + chunk "
                   "(the protocol of models/README.md)");

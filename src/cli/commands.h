@@ -13,6 +13,7 @@ void register_logits_command(CLI::App& app, int& exit_code);
 void register_inspect_command(CLI::App& app, int& exit_code);
 void register_eval_command(CLI::App& app, int& exit_code);
 void register_routing_report_command(CLI::App& app, int& exit_code);
+void register_routing_stats_command(CLI::App& app, int& exit_code);
 void register_run_command(CLI::App& app, int& exit_code);
 void register_tokenize_command(CLI::App& app, int& exit_code);
 void register_synth_command(CLI::App& app, int& exit_code);

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     moe::cli::register_inspect_command(app, exit_code);
     moe::cli::register_eval_command(app, exit_code);
     moe::cli::register_routing_report_command(app, exit_code);
+    moe::cli::register_routing_stats_command(app, exit_code);
     moe::cli::register_run_command(app, exit_code);
     moe::cli::register_tokenize_command(app, exit_code);
     moe::cli::register_synth_command(app, exit_code);

@@ -78,6 +78,9 @@ struct MoeConfig {
     Activation act = Activation::SwiGLU;
     float swiglu_alpha = 1.702f, swiglu_limit = 7.0f;  // SwiGLUClamped only
     int n_ff_shexp = 0;         // shared expert width (0: none)
+    // What the file specifies when n_expert_used / n_group_used were overridden (--top-k,
+    // models/top_k.h); 0: not overridden. Reports read them through native_top_k().
+    int n_expert_used_native = 0, n_group_used_native = 0;
 };
 
 struct MoeWeights {

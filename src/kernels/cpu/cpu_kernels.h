@@ -50,6 +50,7 @@ void pack_g16_q8x32(const void* const* rows, int64_t K, void* dst);
 MOE_DECLARE_GEMM(gemm_q4_k_g16)
 MOE_DECLARE_GEMM(gemm_q5_k_g16)
 MOE_DECLARE_GEMM(gemm_q6_k_g16)
+MOE_DECLARE_GEMM(gemm_iq4_xs_g16)
 MOE_DECLARE_GEMM(gemm_q8_0_g16)
 MOE_DECLARE_GEMM(gemm_q4_0_g16)
 MOE_DECLARE_GEMM(gemm_q5_0_g16)
