@@ -42,6 +42,11 @@ grep -q "no routing to sweep" compare.html || { echo "error: compare.html: no de
     -c 128 --windows 4 --permutations 50 -t 2 -o domains.json >domains.log 2>&1 ||
     { cat domains.log; exit 1; }
 "$BIN" routing-report domains.json -o domains.html
+# The serving section (compare --serve): both models behind `moeinfer serve` under load.
+"$BIN" compare "$MOE" "$DENSE" -n 8 -t 2 --bench-tokens 64 --ppl-ctx 128 --ppl-windows 2 \
+    --text "$SRC/data/eval-kjv.txt" --serve --serve-concurrency 1,2,4 --serve-max-tokens 12 \
+    -o serving >serving.log 2>&1 || { cat serving.log; exit 1; }
+grep -q '^## Serving' serving.md || { echo "error: serving.md has no Serving section"; exit 1; }
 
 shot() {  # shot HTML PNG HEIGHT
     local profile
@@ -55,6 +60,14 @@ shot() {  # shot HTML PNG HEIGHT
 }
 shot routing.html routing.png 1400
 shot compare.html compare.png 3600
+# Only the serving section, cut out of the page with the head (styles) kept.
+python3 - serving.html serving-only.html <<'PY'
+import sys
+h = open(sys.argv[1]).read()
+head, body = h[:h.index('<body>') + 6], h[h.index('<h2>Serving</h2>'):]
+open(sys.argv[2], 'w').write(head + body)
+PY
+shot serving-only.html serving.png 1400
 shot sweep.html sweep.png 1100
 shot domains.html domains.png 2400
 
@@ -127,4 +140,8 @@ check compare.png 0.01 12 2c7fb8 f28e2b d95f02
 REQUIRED_SHARE=0.0008 check sweep.png 0.004 3 1b9e77 d95f02 7570b3
 # Domains: the JS bars of the first two pairs (#1b9e77, #d95f02) and the load grids' gradient.
 check domains.png 0.03 12 1b9e77 d95f02
-echo "rendered reports: $WORK/routing.png $WORK/compare.png $WORK/sweep.png $WORK/domains.png"
+# Serving: both models' measured lines (#2c7fb8, #f28e2b) and the MoE's predictions, uniform
+# (#1b9e77) and from its routing (#e7298a): thin lines, so a smaller share each (a legend swatch
+# alone is under 0.01%).
+REQUIRED_SHARE=0.0002 check serving.png 0.005 6 2c7fb8 f28e2b 1b9e77 e7298a
+echo "rendered reports: $WORK/routing.png $WORK/compare.png $WORK/sweep.png $WORK/domains.png $WORK/serving.png"

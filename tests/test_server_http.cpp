@@ -103,6 +103,7 @@ class ScriptedScheduler : public Scheduler {
         std::lock_guard<std::mutex> lock(mu_);
         last_prompt_ = r.prompt;
         last_stop_ = r.stop;
+        last_ignore_eos_ = r.ignore_eos;
         return std::make_shared<ScriptedStream>(std::move(r), tok_, active, delay_, script_);
     }
     SchedulerMetrics metrics() const override {
@@ -134,6 +135,10 @@ class ScriptedScheduler : public Scheduler {
         std::lock_guard<std::mutex> lock(mu_);
         return last_stop_;
     }
+    bool last_ignore_eos() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return last_ignore_eos_;
+    }
 
   private:
     std::mutex mu_;
@@ -141,6 +146,7 @@ class ScriptedScheduler : public Scheduler {
     std::vector<std::string> script_;
     std::vector<int32_t> last_prompt_;
     std::vector<std::string> last_stop_;
+    bool last_ignore_eos_ = false;
     const Tokenizer& tok_;
     SchedulerOptions opt_;
 };
@@ -234,6 +240,22 @@ TEST(ServerHttp, CompletionWithTokenIdsAndLogprobs) {
     auto bad = c.Post("/v1/completions", R"({"prompt":[10,999999]})", "application/json");
     EXPECT_EQ(bad->status, 400);
     EXPECT_EQ(error_of(bad)["param"], "prompt[1]");
+}
+
+TEST(ServerHttp, IgnoreEosReachesTheScheduler) {
+    Fixture f({});
+    auto c = f.client();
+    for (bool on : {true, false}) {
+        auto r = c.Post("/v1/completions",
+                        std::string(R"({"prompt":[10,11],"max_tokens":2,"ignore_eos":)") +
+                            (on ? "true}" : "false}"),
+                        "application/json");
+        ASSERT_EQ(r->status, 200) << r->body;
+        EXPECT_EQ(f.scheds[0]->last_ignore_eos(), on);
+    }
+    auto plain = c.Post("/v1/completions", R"({"prompt":[10],"max_tokens":1})", "application/json");
+    ASSERT_EQ(plain->status, 200);
+    EXPECT_FALSE(f.scheds[0]->last_ignore_eos());
 }
 
 TEST(ServerHttp, StreamingIsOpenAISse) {

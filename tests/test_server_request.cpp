@@ -36,7 +36,7 @@ TEST(ServerRequest, ChatCarriesEveryField) {
         "max_completion_tokens":7,"temperature":0.5,"top_p":0.9,"seed":42,"stop":["x","y"],
         "presence_penalty":0.5,"frequency_penalty":-0.5,"logprobs":true,"top_logprobs":3,
         "stream":true,"stream_options":{"include_usage":true},"n":1,"top_k":5,"min_p":0.1,
-        "repeat_penalty":1.1,"chat_template_kwargs":{"enable_thinking":false}})");
+        "repeat_penalty":1.1,"ignore_eos":true,"chat_template_kwargs":{"enable_thinking":false}})");
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->model, "m");
     ASSERT_EQ(r->messages.size(), 3u);
@@ -53,6 +53,7 @@ TEST(ServerRequest, ChatCarriesEveryField) {
     EXPECT_EQ(r->top_logprobs, 3);
     EXPECT_TRUE(r->stream);
     EXPECT_TRUE(r->include_usage);
+    EXPECT_TRUE(r->ignore_eos);
     EXPECT_EQ(r->sampling.top_k, 5);
     EXPECT_FLOAT_EQ(r->sampling.min_p, 0.1f);
     EXPECT_FLOAT_EQ(r->sampling.repeat_penalty, 1.1f);
@@ -119,6 +120,7 @@ TEST(ServerRequest, ChatBadInputNamesTheField) {
         {R"(,"logprobs":true,"top_logprobs":21)", "top_logprobs"},
         {R"(,"top_logprobs":2)", "top_logprobs"},
         {R"(,"stream":"yes")", "stream"},
+        {R"(,"ignore_eos":1)", "ignore_eos"},
         {R"(,"stream_options":{"include_usage":true})", "stream_options"},
         {R"(,"stream":true,"stream_options":{"include_usage":1})", "stream_options.include_usage"},
         {R"(,"chat_template_kwargs":[1])", "chat_template_kwargs"},

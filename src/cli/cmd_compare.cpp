@@ -9,6 +9,7 @@
 #include "analysis/compare_measure.h"
 #include "analysis/compare_recommendation.h"
 #include "analysis/compare_report.h"
+#include "analysis/compare_serving.h"
 #include "analysis/params.h"
 #include "analysis/routing_report.h"
 #include "cli/commands.h"
@@ -23,8 +24,9 @@ struct CompareArgs {
     std::vector<std::string> models;
     std::string prompts_file, output = "report", text, top_k_sweep = "1,2,4,all";
     std::vector<std::string> domains;
-    bool no_isolate = false, default_domains = false, sweep = false;
+    bool no_isolate = false, default_domains = false, sweep = false, serve = false;
     CompareOptions o;
+    ServingOptions serving;
 };
 
 Result<std::vector<std::string>> read_prompts(const std::string& path) {
@@ -85,10 +87,23 @@ int run_compare(CompareArgs a) {
     }
     const auto mi = read_meminfo();
     const uint64_t avail = mi ? mi->available : 0;
-    if (auto w = write_text_file(base + ".md", compare_markdown(ms[0], ms[1], a.o, avail)); !w)
-        return report(w.message());
-    if (auto w = write_text_file(base + ".html", compare_html(ms[0], ms[1], a.o, avail)); !w)
-        return report(w.message());
+    std::string md = compare_markdown(ms[0], ms[1], a.o, avail);
+    std::string html = compare_html(ms[0], ms[1], a.o, avail);
+    if (a.serve) {
+        a.serving.threads = a.o.n_threads;
+        std::vector<ServingRun> runs;
+        for (const auto& m : a.models) {
+            fmt::print(stderr, "serving {} ...\n", m);
+            runs.push_back(measure_serving(m, a.serving));
+            if (!runs.back().error.empty()) fmt::print(stderr, "warning: {}\n", runs.back().error);
+        }
+        md += serving_markdown(ms[0], runs[0], ms[1], runs[1]);
+        const size_t end = html.rfind("</body>");
+        html.insert(end == std::string::npos ? html.size() : end,
+                    serving_html(ms[0], runs[0], ms[1], runs[1]));
+    }
+    if (auto w = write_text_file(base + ".md", md); !w) return report(w.message());
+    if (auto w = write_text_file(base + ".html", html); !w) return report(w.message());
     fmt::print("{}\n", compare_recommendation(ms[0], ms[1], avail));
     fmt::print(stderr, "wrote {}.md and {}.html\n", base, base);
     if (!ms[0].error.empty() && !ms[1].error.empty())
@@ -135,6 +150,14 @@ void register_compare_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--permutations", a->o.domain_opt.n_permutations,
                     "label shuffles of the domains' permutation test (default 1000)")
         ->check(CLI::Range(1, 1000000));
+    cmd->add_flag("--serve", a->serve,
+                  "add a serving section: each model behind `moeinfer serve` under load");
+    cmd->add_option("--serve-concurrency", a->serving.concurrency,
+                    "--serve: concurrency levels (default 1,2,4,8)")
+        ->delimiter(',')
+        ->check(CLI::Range(1, 256));
+    cmd->add_option("--serve-max-tokens", a->serving.max_tokens, "--serve: tokens per request")
+        ->check(CLI::Range(1, 4096));
     cmd->callback([a, &exit_code] { exit_code = run_compare(*a); });
 }
 

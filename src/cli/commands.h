@@ -19,5 +19,6 @@ void register_tokenize_command(CLI::App& app, int& exit_code);
 void register_synth_command(CLI::App& app, int& exit_code);
 void register_bench_command(CLI::App& app, int& exit_code);
 void register_serve_command(CLI::App& app, int& exit_code);
+void register_bench_serve_command(CLI::App& app, int& exit_code);
 
 }  // namespace moe::cli

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
     moe::cli::register_synth_command(app, exit_code);
     moe::cli::register_bench_command(app, exit_code);
     moe::cli::register_serve_command(app, exit_code);
+    moe::cli::register_bench_serve_command(app, exit_code);
     // llama.cpp spells serve's slot count "-np"; CLI11 short options are one letter.
     std::vector<std::string> args(argv + 1, argv + argc);
     for (auto& a : args)

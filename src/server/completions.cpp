@@ -48,6 +48,7 @@ ApiResult<GenRequest> build_request(const ServedModel& m, const GenerationFields
     r.sampling = g.sampling;
     if (!g.seed_given) r.sampling.seed = std::random_device{}() * 0x100000001ull;
     r.stop = g.stop;
+    r.ignore_eos = g.ignore_eos;
     r.top_logprobs = g.top_logprobs;
     r.routing = g.moe_routing && !m.shape.moe_layers.empty();
     return r;

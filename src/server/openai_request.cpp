@@ -167,6 +167,7 @@ void parse_generation(const json& j, Fields& f, GenerationFields& g, bool chat) 
         g.top_logprobs = int(v);
     }
 
+    f.boolean("ignore_eos", g.ignore_eos);
     f.boolean("stream", g.stream);
     f.boolean("moe_routing", g.moe_routing);
     if (const json* so = f.get("stream_options")) {

@@ -32,6 +32,7 @@ struct GenerationFields {
     int top_logprobs = -1;  // -1: no logprobs
     bool stream = false;
     bool include_usage = false;  // stream_options.include_usage
+    bool ignore_eos = false;     // extension (as llama-server and vLLM): generate past EOS
     bool moe_routing = false;    // extension: per-token expert choices in every chunk (README)
 };
 
