@@ -197,12 +197,30 @@ std::vector<Fragment> split_special(const Vocab& vocab, std::string_view text, b
     std::vector<Fragment> frags;
     if (text.empty()) return frags;
     frags.push_back({-1, 0, text.size()});
+
+    // Where a special token could start: one pass over the text instead of one whole-text search
+    // per special token (llama-bpe has 256 of them, nearly all starting with '<').
+    std::array<bool, 256> first_byte{};
+    for (int32_t id : vocab.specials) {
+        const std::string& t = vocab.tokens[static_cast<size_t>(id)].text;
+        first_byte[static_cast<uint8_t>(t[0])] = true;
+    }
+    std::vector<size_t> starts;
+    for (size_t i = 0; i < text.size(); ++i)
+        if (first_byte[static_cast<uint8_t>(text[i])]) starts.push_back(i);
+    if (starts.empty()) return frags;
+    const auto occurs = [&](std::string_view needle) {
+        for (size_t p : starts)
+            if (text.compare(p, needle.size(), needle) == 0) return true;
+        return false;
+    };
+
     std::vector<Fragment> next;
     for (int32_t id : vocab.specials) {
         const TokenData& tok = vocab.tokens[static_cast<size_t>(id)];
         if (!parse_special && tok.type != TokenType::kUserDefined) continue;
         const std::string_view needle = tok.text;
-        if (text.find(needle) == std::string_view::npos) continue;  // cheap whole-text filter
+        if (!occurs(needle)) continue;  // cheap whole-text filter
 
         next.clear();
         for (const Fragment& f : frags) {
