@@ -16,6 +16,7 @@
 #include "formats/override_source.h"
 #include "models/top_k.h"
 #include "runtime/session.h"
+#include "safetensors_f64.h"
 #include "subprocess.h"
 #include "tokenizer/tokenizer.h"
 
@@ -137,34 +138,8 @@ TEST(TopKSweep, NativeRowEqualsPlainEval) {
 
 // ---- independent reference: HF Mixtral in float64 from model.safetensors ----
 
-struct SafeTensors {
-    std::map<std::string, std::vector<double>> t;
-    const std::vector<double>& at(const std::string& n) const { return t.at(n); }
-};
-
-SafeTensors read_safetensors(const std::string& path) {
-    SafeTensors st;
-    std::ifstream f(path, std::ios::binary);
-    uint64_t n = 0;
-    f.read(reinterpret_cast<char*>(&n), 8);
-    std::string hdr(n, '\0');
-    f.read(hdr.data(), std::streamsize(n));
-    const auto h = nlohmann::json::parse(hdr);
-    std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    for (const auto& [name, v] : h.items()) {
-        if (name == "__metadata__") continue;
-        EXPECT_EQ(v.at("dtype"), "F32") << name;
-        const size_t b = v.at("data_offsets")[0], e = v.at("data_offsets")[1];
-        std::vector<double> x((e - b) / 4);
-        for (size_t i = 0; i < x.size(); ++i) {
-            float y;
-            std::memcpy(&y, data.data() + b + 4 * i, 4);
-            x[i] = y;
-        }
-        st.t[name] = std::move(x);
-    }
-    return st;
-}
+using test::read_safetensors;
+using test::SafeTensors;
 
 // y[rows] = W[rows, cols] x[cols]
 std::vector<double> matvec(const std::vector<double>& W, const std::vector<double>& x,

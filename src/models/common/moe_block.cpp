@@ -103,7 +103,7 @@ void route_token(const MoeConfig& c, const float* logits, const F32Vec& selectio
 
 void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_t T, int n_embd,
                  ThreadPool& pool, float* y, float* router_logits, int32_t* ids_out,
-                 float* weights_out) {
+                 float* weights_out, int layer, const RouteOverride* route) {
     const int n_exp = c.n_expert, k = c.n_expert_used, n_ff = c.n_ff_exp;
 
     // 1. route
@@ -112,9 +112,12 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
     ops::add_bias(logits.data(), T, n_exp, w.router_b.p);
     std::vector<int32_t> ids(size_t(T * k));  // [T, k]
     std::vector<float> wts(size_t(T * k));    // [T, k]
-    for (int64_t t = 0; t < T; ++t)
-        route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
-                    wts.data() + t * k);
+    if (route && *route)
+        (*route)(layer, T, logits.data(), ids.data(), wts.data());
+    else
+        for (int64_t t = 0; t < T; ++t)
+            route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
+                        wts.data() + t * k);
     if (router_logits) std::copy(logits.begin(), logits.end(), router_logits);
     if (ids_out) std::copy(ids.begin(), ids.end(), ids_out);
     if (weights_out) std::copy(wts.begin(), wts.end(), weights_out);
