@@ -13,6 +13,9 @@
 // The shared part is tied to Hugging Face at the native k: the logits the override receives equal
 // the fixture's ref_router_logits.f32 on every MoE layer (where the HF class returns them), and
 // the reference run's logits equal HF's float64 ref_logits.f32 on every family.
+// Where the HF forward is cheap to write in float64 (the standard-attention families: Mixtral,
+// Qwen2-MoE, Qwen3-MoE, OLMoE; tests/hf_moe_forward_f64.h), a second test shares nothing at all
+// with the engine but the GGUF conversion of the weights.
 // Beyond the native k, the group limit follows the engine's documented override rule
 // (models/top_k.h: widened to ceil(k / experts per group) groups only when the kept ones hold
 // fewer than k experts); HF has no rule of its own there.
@@ -28,6 +31,7 @@
 
 #include "fixtures.h"
 #include "formats/override_source.h"
+#include "hf_moe_forward_f64.h"
 #include "models/common/moe_block.h"
 #include "models/top_k.h"
 #include "runtime/session.h"
@@ -215,6 +219,49 @@ TEST(TopKReference, OverrideLogitsMatchHfRoutingOnEveryFamily) {
                             hf_router.empty() ? "" : ", router logits checked on every layer");
                 EXPECT_LT(hr, 2e-6) << family;
             }
+        }
+    }
+}
+
+// The engine's override against a float64 Hugging Face forward written in the test (nothing from
+// the engine), itself checked against HF's float64 logits at the native k.
+TEST(TopKReference, OverrideMatchesFloat64HfForward) {
+    for (const std::string family : {"mixtral", "qwen2moe", "qwen3moe", "olmoe"}) {
+        const std::string dir = test::model_dir(family);
+        const auto w = test::read_safetensors(dir + "/model.safetensors");
+        std::ifstream cf(dir + "/config.json");
+        const auto cfg = nlohmann::json::parse(cf);
+        const std::vector<int> tokens = test::load_ref(family)["tokens"].get<std::vector<int>>();
+        const int native = cfg["num_experts_per_tok"];
+        const auto at_native = test::hf_moe_forward(family, w, cfg, tokens, native);
+        const double self = test::max_rel(at_native, test::read_f32(dir + "/ref_logits.f32"));
+        std::printf("  %-9s float64 forward vs HF float64 logits: max_rel %.2e\n", family.c_str(),
+                    self);
+        ASSERT_LT(self, 1e-6) << family;
+
+        std::vector<std::string> kv;  // OLMoE's converter eps, as in the test above
+        if (family == "olmoe") kv = {"olmoe.attention.layer_norm_rms_epsilon=float:1e-6"};
+        auto src = open_model_source(test::gguf_path(family, "f32"), kv);
+        ASSERT_TRUE(src) << family << ": " << src.message();
+        auto base = load_model(*src);
+        ASSERT_TRUE(base) << family << ": " << base.message();
+        const std::vector<int32_t> ids(tokens.begin(), tokens.end());
+        const int E = (*base)->config.moe.n_expert;
+        std::vector<float> first;
+        for (int k : {1, native + 1, E}) {
+            auto m = with_top_k(**base, k);
+            ASSERT_TRUE(m) << m.message();
+            const auto got = run(**m, ids);
+            const auto want = test::hf_moe_forward(family, w, cfg, tokens, k);
+            const double mr = test::max_rel(got, want);
+            std::printf("  %-9s k=%d: engine vs float64 HF forward max_rel %.2e\n", family.c_str(),
+                        k, mr);
+            RecordProperty(family + "_f64_k" + std::to_string(k) + "_max_rel", std::to_string(mr));
+            EXPECT_LT(mr, 2e-6) << family << " k=" << k;
+            if (first.empty())
+                first = want;
+            else
+                EXPECT_GT(test::rms_rel(first, want), 1e-3) << family << ": k changes nothing";
         }
     }
 }

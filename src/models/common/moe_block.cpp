@@ -58,6 +58,8 @@ void score_experts(const MoeConfig& c, const float* logits, const F32Vec& select
         top_k(group_score.data(), c.n_group, c.n_group_used, keep.data());
         std::vector<uint8_t> kept(size_t(c.n_group), 0);
         for (int32_t g : keep) kept[size_t(g)] = 1;
+        // -inf, not 0.0: a kept expert whose score + bias is negative must still beat every
+        // dropped one (DeepSeek's code, transformers since #45441, the upstream engine).
         for (int e = 0; e < n; ++e)
             if (!kept[size_t(e / per)]) select[size_t(e)] = -std::numeric_limits<float>::infinity();
     }
