@@ -81,8 +81,10 @@ std::vector<int> order_by_value(const std::vector<double>& v) {
 
 // The k experts and weights of one token; *margin receives the gap that decides the choice (the
 // k-th minus the (k+1)-th selection value, or the kept minus the first dropped group score).
+// dropped: the selection value of experts outside the kept groups (0.0: transformers before
+// #45441).
 void hf_select(const HfRouting& r, int layer, const float* logits, int k, int32_t* ids,
-               float* weights, double* margin) {
+               float* weights, double* margin, double dropped = -INFINITY) {
     const int E = r.experts;
     std::vector<double> s(logits, logits + E);
     if (r.score == HfRouting::Score::Softmax) {
@@ -111,7 +113,7 @@ void hf_select(const HfRouting& r, int layer, const float* logits, int k, int32_
         // Experts of the dropped groups can never be chosen (-inf, as HF since transformers#45441).
         for (int j = keep; j < r.n_group; ++j)
             for (int e = go[size_t(j)] * per; e < (go[size_t(j)] + 1) * per; ++e)
-                choice[size_t(e)] = -INFINITY;
+                choice[size_t(e)] = dropped;
     }
     const auto o = order_by_value(choice);
     if (k < E && std::isfinite(choice[size_t(o[size_t(k)])]))
@@ -264,6 +266,62 @@ TEST(TopKReference, OverrideMatchesFloat64HfForward) {
                 EXPECT_GT(test::rms_rel(first, want), 1e-3) << family << ": k changes nothing";
         }
     }
+}
+
+// The fixture's e_score_correction_bias is all zero. Here the same DeepSeek-V3 model gets a
+// selection bias that makes many kept experts' score + bias negative, in the engine's run and in
+// the reference alike, so the bias and the group mask are exercised in the full logits; the test
+// also counts the tokens where the old 0.0 fill would have chosen other experts.
+TEST(TopKReference, DeepSeekV3NegativeBiasFullLogits) {
+    const std::string dir = test::model_dir("deepseek3");
+    std::ifstream cf(dir + "/config.json");
+    const auto cfg = nlohmann::json::parse(cf);
+    HfRouting rule = hf_routing("deepseek3", cfg, dir);
+    const std::vector<int32_t> ids =
+        test::load_ref("deepseek3")["tokens"].get<std::vector<int32_t>>();
+    auto base = load_model(test::gguf_path("deepseek3", "f32"));
+    ASSERT_TRUE(base) << base.message();
+    const int E = rule.experts;
+    const std::vector<float> bias = {-0.2f, -0.9f, 0.1f, -0.7f, -0.95f, 0.3f, -0.5f, -0.6f};
+    ASSERT_EQ(int(bias.size()), E);
+    for (int l = 0; l < (*base)->config.n_layer; ++l)
+        if ((*base)->config.is_moe[size_t(l)]) rule.bias[l].assign(bias.begin(), bias.end());
+    int zero_fill_differs = 0;
+    for (int k : {2, 3}) {
+        std::vector<float> logits[2];
+        for (int pass = 0; pass < 2; ++pass) {  // 0: the engine's routing, 1: the reference
+            auto m = with_top_k(**base, k);
+            ASSERT_TRUE(m) << m.message();
+            for (auto& L : (*m)->layers)
+                if (L.is_moe) {
+                    ASSERT_FALSE(L.moe.selection_bias.empty());
+                    L.moe.selection_bias = F32Vec{bias.data(), int64_t(bias.size())};
+                }
+            if (pass == 1)
+                (*m)->route_override = [&](int layer, int64_t n, const float* lg, int32_t* sel,
+                                           float* w) {
+                    for (int64_t t = 0; t < n; ++t) {
+                        double margin = 0;
+                        hf_select(rule, layer, lg + t * E, k, sel + t * k, w + t * k, &margin);
+                        std::vector<int32_t> a(sel + t * k, sel + t * k + k),
+                            b(static_cast<size_t>(k));
+                        std::vector<float> wb(static_cast<size_t>(k));
+                        hf_select(rule, layer, lg + t * E, k, b.data(), wb.data(), &margin, 0.0);
+                        std::sort(a.begin(), a.end());
+                        std::sort(b.begin(), b.end());
+                        zero_fill_differs += a != b;
+                    }
+                };
+            logits[pass] = run(**m, ids);
+        }
+        const double mr = test::max_rel(logits[0], logits[1]);
+        std::printf("  deepseek3 negative bias k=%d: engine vs HF-routing reference max_rel %.2e\n",
+                    k, mr);
+        EXPECT_LT(mr, 1e-6) << "k=" << k;
+    }
+    std::printf("  token-layer decisions where a 0.0 fill would choose otherwise: %d\n",
+                zero_fill_differs);
+    EXPECT_GT(zero_fill_differs, 0) << "the bias does not exercise the mask";
 }
 
 // DeepSeek-V3 group masking, on hand-built router logits. Experts outside the kept groups are
