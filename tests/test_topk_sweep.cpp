@@ -1,6 +1,6 @@
-// The top-k override and sweep: bad input, the native row against plain perplexity, and the
-// override against an independent float64 forward of the Hugging Face Mixtral fixture (its
-// safetensors read here, HF semantics written here: nothing from the engine's MoE block).
+// The top-k override and sweep: bad input, the native row against plain perplexity, and the first
+// MoE layer's routing under an override on every family. The override's full logits against
+// independent references: tests/test_topk_reference.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +16,7 @@
 #include "formats/override_source.h"
 #include "models/top_k.h"
 #include "runtime/session.h"
+#include "safetensors_f64.h"
 #include "subprocess.h"
 #include "tokenizer/tokenizer.h"
 
@@ -146,204 +147,7 @@ TEST(TopKSweep, NativeRowEqualsPlainEval) {
     EXPECT_NE(sweep_table(j).find("2 of 8*"), std::string::npos);
 }
 
-// ---- independent reference: HF Mixtral in float64 from model.safetensors ----
-
-struct SafeTensors {
-    std::map<std::string, std::vector<double>> t;
-    const std::vector<double>& at(const std::string& n) const { return t.at(n); }
-};
-
-SafeTensors read_safetensors(const std::string& path) {
-    SafeTensors st;
-    std::ifstream f(path, std::ios::binary);
-    uint64_t n = 0;
-    f.read(reinterpret_cast<char*>(&n), 8);
-    std::string hdr(n, '\0');
-    f.read(hdr.data(), std::streamsize(n));
-    const auto h = nlohmann::json::parse(hdr);
-    std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    for (const auto& [name, v] : h.items()) {
-        if (name == "__metadata__") continue;
-        EXPECT_EQ(v.at("dtype"), "F32") << name;
-        const size_t b = v.at("data_offsets")[0], e = v.at("data_offsets")[1];
-        std::vector<double> x((e - b) / 4);
-        for (size_t i = 0; i < x.size(); ++i) {
-            float y;
-            std::memcpy(&y, data.data() + b + 4 * i, 4);
-            x[i] = y;
-        }
-        st.t[name] = std::move(x);
-    }
-    return st;
-}
-
-// y[rows] = W[rows, cols] x[cols]
-std::vector<double> matvec(const std::vector<double>& W, const std::vector<double>& x,
-                           size_t rows) {
-    std::vector<double> y(rows, 0.0);
-    const size_t cols = x.size();
-    for (size_t r = 0; r < rows; ++r)
-        for (size_t c = 0; c < cols; ++c) y[r] += W[r * cols + c] * x[c];
-    return y;
-}
-
-std::vector<double> rmsnorm(const std::vector<double>& x, const std::vector<double>& w,
-                            double eps) {
-    double s = 0;
-    for (double v : x) s += v * v;
-    const double r = 1.0 / std::sqrt(s / double(x.size()) + eps);
-    std::vector<double> y(x.size());
-    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * r * w[i];
-    return y;
-}
-
-// HF MixtralForCausalLM on `tokens` with k experts per token (softmax over all experts, top-k,
-// renormalised). Returns logits [T, vocab] and the first layer's router logits [T, n_expert].
-void hf_mixtral(const SafeTensors& w, const nlohmann::json& cfg, const std::vector<int>& tokens,
-                int k, std::vector<float>& logits, std::vector<float>& router0) {
-    const int H = cfg["hidden_size"], nh = cfg["num_attention_heads"],
-              nkv = cfg["num_key_value_heads"], hd = cfg["head_dim"], L = cfg["num_hidden_layers"],
-              E = cfg["num_local_experts"], F = cfg["intermediate_size"], V = cfg["vocab_size"];
-    const double eps = cfg["rms_norm_eps"], theta = cfg["rope_parameters"]["rope_theta"];
-    const int T = int(tokens.size());
-    std::vector<std::vector<double>> h(static_cast<size_t>(T),
-                                       std::vector<double>(static_cast<size_t>(H)));
-    for (int t = 0; t < T; ++t)
-        for (int i = 0; i < H; ++i)
-            h[t][i] = w.at("model.embed_tokens.weight")[size_t(tokens[t] * H + i)];
-    auto rope = [&](std::vector<double>& v, int heads, int pos) {  // rotate_half
-        for (int hh = 0; hh < heads; ++hh)
-            for (int i = 0; i < hd / 2; ++i) {
-                const double f = pos * std::pow(theta, -2.0 * i / hd);
-                double& a = v[size_t(hh * hd + i)];
-                double& b = v[size_t(hh * hd + i + hd / 2)];
-                const double x1 = a, x2 = b;
-                a = x1 * std::cos(f) - x2 * std::sin(f);
-                b = x2 * std::cos(f) + x1 * std::sin(f);
-            }
-    };
-    router0.clear();
-    for (int l = 0; l < L; ++l) {
-        const std::string p = "model.layers." + std::to_string(l) + ".";
-        std::vector<std::vector<double>> q(T), kk(T), vv(T);
-        for (int t = 0; t < T; ++t) {
-            const auto x = rmsnorm(h[t], w.at(p + "input_layernorm.weight"), eps);
-            q[t] = matvec(w.at(p + "self_attn.q_proj.weight"), x, size_t(nh * hd));
-            kk[t] = matvec(w.at(p + "self_attn.k_proj.weight"), x, size_t(nkv * hd));
-            vv[t] = matvec(w.at(p + "self_attn.v_proj.weight"), x, size_t(nkv * hd));
-            rope(q[t], nh, t);
-            rope(kk[t], nkv, t);
-        }
-        for (int t = 0; t < T; ++t) {
-            std::vector<double> o(static_cast<size_t>(nh * hd), 0.0);
-            for (int hh = 0; hh < nh; ++hh) {
-                const int g = hh / (nh / nkv);
-                std::vector<double> s(static_cast<size_t>(t + 1));
-                double mx = -INFINITY;
-                for (int u = 0; u <= t; ++u) {
-                    double d = 0;
-                    for (int i = 0; i < hd; ++i)
-                        d += q[t][size_t(hh * hd + i)] * kk[u][size_t(g * hd + i)];
-                    s[u] = d / std::sqrt(double(hd));
-                    mx = std::max(mx, s[u]);
-                }
-                double z = 0;
-                for (auto& x : s) z += (x = std::exp(x - mx));
-                for (int u = 0; u <= t; ++u)
-                    for (int i = 0; i < hd; ++i)
-                        o[size_t(hh * hd + i)] += s[u] / z * vv[u][size_t(g * hd + i)];
-            }
-            const auto a = matvec(w.at(p + "self_attn.o_proj.weight"), o, size_t(H));
-            for (int i = 0; i < H; ++i) h[t][i] += a[i];
-        }
-        for (int t = 0; t < T; ++t) {
-            const auto x = rmsnorm(h[t], w.at(p + "post_attention_layernorm.weight"), eps);
-            const auto r = matvec(w.at(p + "block_sparse_moe.gate.weight"), x, size_t(E));
-            if (l == 0) router0.insert(router0.end(), r.begin(), r.end());
-            std::vector<double> pr(r);
-            const double mx = *std::max_element(pr.begin(), pr.end());
-            double z = 0;
-            for (auto& v : pr) z += (v = std::exp(v - mx));
-            for (auto& v : pr) v /= z;
-            std::vector<int> order(static_cast<size_t>(E));
-            std::iota(order.begin(), order.end(), 0);
-            std::stable_sort(order.begin(), order.end(),
-                             [&](int a, int b) { return pr[a] > pr[b]; });
-            double wsum = 0;
-            for (int j = 0; j < k; ++j) wsum += pr[order[j]];
-            for (int j = 0; j < k; ++j) {
-                const int e = order[j];
-                const std::string ep = p + "block_sparse_moe.experts." + std::to_string(e) + ".";
-                const auto g1 = matvec(w.at(ep + "w1.weight"), x, size_t(F));
-                const auto u3 = matvec(w.at(ep + "w3.weight"), x, size_t(F));
-                std::vector<double> act(static_cast<size_t>(F));
-                for (int i = 0; i < F; ++i) act[i] = g1[i] / (1.0 + std::exp(-g1[i])) * u3[i];
-                const auto d = matvec(w.at(ep + "w2.weight"), act, size_t(H));
-                for (int i = 0; i < H; ++i) h[t][i] += pr[e] / wsum * d[i];
-            }
-        }
-    }
-    logits.clear();
-    for (int t = 0; t < T; ++t) {
-        const auto x = rmsnorm(h[t], w.at("model.norm.weight"), eps);
-        const auto y = matvec(w.at("lm_head.weight"), x, size_t(V));
-        logits.insert(logits.end(), y.begin(), y.end());
-    }
-}
-
-TEST(TopKReference, MixtralOverrideMatchesIndependentForward) {
-    const std::string dir = test::model_dir("mixtral");
-    const auto w = read_safetensors(dir + "/model.safetensors");
-    std::ifstream cf(dir + "/config.json");
-    const auto cfg = nlohmann::json::parse(cf);
-    const auto ref = test::load_ref("mixtral");
-    const std::vector<int> tokens = ref["tokens"].get<std::vector<int>>();
-    const auto hf_logits = test::read_f32(dir + "/ref_logits.f32");
-    const auto hf_router = test::read_f32(dir + "/ref_router_logits.f32");  // [L, T, E]
-    const int native = cfg["num_experts_per_tok"], E = cfg["num_local_experts"];
-    const size_t T = tokens.size();
-
-    // The reference itself, at the native k, against Hugging Face's float64 logits and router.
-    std::vector<float> lg, r0;
-    hf_mixtral(w, cfg, tokens, native, lg, r0);
-    ASSERT_LT(test::rms_rel(lg, hf_logits), 1e-5);
-    ASSERT_LT(
-        test::rms_rel(r0, std::vector<float>(hf_router.begin(), hf_router.begin() + long(T) * E)),
-        1e-5);
-
-    auto base = load_model(test::gguf_path("mixtral", "f32"));
-    ASSERT_TRUE(base) << base.message();
-    const std::vector<int32_t> ids(tokens.begin(), tokens.end());
-    for (int k : {1, 3, 4, 8}) {
-        RouterTrace tr;
-        auto got = eval_top_k(**base, k, ids, true, tr);
-        ASSERT_TRUE(got) << "k=" << k << ": " << got.message();
-        hf_mixtral(w, cfg, tokens, k, lg, r0);
-        EXPECT_LT(test::rms_rel(*got, lg), 1e-5) << "k=" << k;
-        EXPECT_LT(test::max_rel(*got, lg), 1e-5) << "k=" << k;
-        // The first MoE layer sees the same input for every k: its choice is the k best of the
-        // fixture's router logits (softmax keeps the order), as a set.
-        ASSERT_EQ(tr.selected.size(), size_t(2) * T * size_t(k));
-        for (size_t t = 0; t < T; ++t) {
-            const float* rl = &hf_router[t * size_t(E)];
-            std::vector<int> order(static_cast<size_t>(E));
-            std::iota(order.begin(), order.end(), 0);
-            std::stable_sort(order.begin(), order.end(),
-                             [&](int a, int b) { return rl[a] > rl[b]; });
-            if (k < E && rl[order[k - 1]] - rl[order[k]] < 1e-4f) continue;  // a near-tie
-            std::vector<int> want(order.begin(), order.begin() + k),
-                have(&tr.selected[t * k], &tr.selected[t * k] + k);
-            std::sort(want.begin(), want.end());
-            std::sort(have.begin(), have.end());
-            EXPECT_EQ(have, want) << "k=" << k << " token " << t;
-        }
-    }
-    // Different k give different logits (the override is not a no-op).
-    std::vector<float> l1, l8;
-    hf_mixtral(w, cfg, tokens, 1, l1, r0);
-    hf_mixtral(w, cfg, tokens, 8, l8, r0);
-    EXPECT_GT(test::rms_rel(l1, l8), 1e-3);
-}
+using test::read_safetensors;
 
 TEST(TopKSweepCli, JsonHtmlAndErrors) {
     const std::string src = MOE_SOURCE_DIR, m = src + "/models/demo-moe.gguf";

@@ -71,7 +71,8 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
                 ids = trace->selected.data() + ns;
                 wts = trace->weights.data() + ns;
             }
-            moe_forward(c.moe, L.moe, h.data(), T, n_embd, pool, out.data(), rl, ids, wts);
+            moe_forward(c.moe, L.moe, h.data(), T, n_embd, pool, out.data(), rl, ids, wts, il,
+                        &m.route_override);
         } else {
             ffn_forward(L.ffn, h.data(), T, pool, out.data());
         }

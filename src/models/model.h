@@ -3,6 +3,8 @@
 // shared MoE block). Families differ only in the data they put here (see registry.cpp).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -123,6 +125,12 @@ struct ModelConfig {
     }
 };
 
+// Replaces the MoE block's expert selection for T tokens of MoE layer `layer` (its index among
+// all layers): reads the router logits [T, n_expert] (router bias included) and writes the chosen
+// experts ids [T, n_expert_used] and their final weights [T, n_expert_used].
+using RouteOverride = std::function<void(int layer, int64_t T, const float* logits, int32_t* ids,
+                                         float* weights)>;
+
 // A tensor a family loader asks for, recorded when loading in plan mode (metadata only).
 struct PlannedTensor {
     std::string name;
@@ -144,6 +152,9 @@ public:
     // Names of the source tensors the loader bound: check_tensor_use() compares them with the
     // file's list, so tensors the metadata does not account for are reported.
     std::vector<std::string> bound_names;
+    // Test seam, empty in normal use (one branch per MoE layer): a test that checks the routing
+    // rules against its own selection sets it; everything after selection stays the engine's.
+    RouteOverride route_override;
 
     // Copies a 1-D (or small) tensor to an owned f32 vector.
     F32Vec own_f32(const TensorView& t);

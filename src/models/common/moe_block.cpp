@@ -58,6 +58,8 @@ void score_experts(const MoeConfig& c, const float* logits, const F32Vec& select
         top_k(group_score.data(), c.n_group, c.n_group_used, keep.data());
         std::vector<uint8_t> kept(size_t(c.n_group), 0);
         for (int32_t g : keep) kept[size_t(g)] = 1;
+        // -inf, not 0.0: a kept expert whose score + bias is negative must still beat every
+        // dropped one (DeepSeek's code, transformers since #45441, the upstream engine).
         for (int e = 0; e < n; ++e)
             if (!kept[size_t(e / per)]) select[size_t(e)] = -std::numeric_limits<float>::infinity();
     }
@@ -103,7 +105,7 @@ void route_token(const MoeConfig& c, const float* logits, const F32Vec& selectio
 
 void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_t T, int n_embd,
                  ThreadPool& pool, float* y, float* router_logits, int32_t* ids_out,
-                 float* weights_out) {
+                 float* weights_out, int layer, const RouteOverride* route) {
     const int n_exp = c.n_expert, k = c.n_expert_used, n_ff = c.n_ff_exp;
 
     // 1. route
@@ -112,9 +114,12 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
     ops::add_bias(logits.data(), T, n_exp, w.router_b.p);
     std::vector<int32_t> ids(size_t(T * k));  // [T, k]
     std::vector<float> wts(size_t(T * k));    // [T, k]
-    for (int64_t t = 0; t < T; ++t)
-        route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
-                    wts.data() + t * k);
+    if (route && *route)
+        (*route)(layer, T, logits.data(), ids.data(), wts.data());
+    else
+        for (int64_t t = 0; t < T; ++t)
+            route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
+                        wts.data() + t * k);
     if (router_logits) std::copy(logits.begin(), logits.end(), router_logits);
     if (ids_out) std::copy(ids.begin(), ids.end(), ids_out);
     if (weights_out) std::copy(wts.begin(), wts.end(), weights_out);
