@@ -28,7 +28,7 @@ namespace moe {
 // The default per-step token budget (serve --step-tokens). Chosen by measurement (README,
 // "Serving"): a step's cost grows with its prompt tokens and every decoding sequence waits for
 // it, while chunks much smaller leave each expert too few tokens for the prompt GEMM.
-inline constexpr int kDefaultStepTokens = 128;
+inline constexpr int kDefaultStepTokens = 64;
 
 // One sequence's share of a step, as the step ran (SchedulerOptions::on_step).
 struct StepChunk {
