@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "fixtures.h"
@@ -175,8 +177,8 @@ TEST(Scheduler, SixteenConcurrentGreedyRequestsMatchAlone) {
     const Loaded& l = load(demo_path());
     ASSERT_TRUE(l.model && l.tok);
     SchedulerOptions o;
-    o.n_slots = 6;        // fewer slots than requests: some wait in the queue and join later
-    o.batch_tokens = 24;  // long prompts are split into chunks next to decoding sequences
+    o.n_slots = 6;       // fewer slots than requests: some wait in the queue and join later
+    o.step_tokens = 24;  // long prompts are split into chunks next to decoding sequences
     o.session = session_opts();
     auto sched = make(l, o);
     ASSERT_TRUE(sched);
@@ -226,7 +228,7 @@ TEST_P(SchedulerFamily, ConcurrentGreedyMatchesAloneAndReference) {
     const auto tokens = ref["tokens"].get<std::vector<int32_t>>();
     SchedulerOptions o;
     o.n_slots = 3;
-    o.batch_tokens = 16;
+    o.step_tokens = 16;
     o.session = session_opts(64);
     auto sched = make(l, o);
     ASSERT_TRUE(sched);
@@ -327,7 +329,7 @@ TEST(Scheduler, TinyPoolPreemptsAndEveryRequestCompletes) {
     ASSERT_TRUE(l.model && l.tok);
     SchedulerOptions o;
     o.n_slots = 4;
-    o.batch_tokens = 32;
+    o.step_tokens = 32;
     o.session = session_opts();
     o.session.kv_tokens = 64;  // 4 pages for 4 sequences of up to ~45 tokens each
     auto sched = make(l, o);
@@ -459,7 +461,7 @@ TEST(Scheduler, PrefixReuseCountsTokensAndMatchesColdRun) {
     ASSERT_TRUE(l.model && l.tok);
     SchedulerOptions o;
     o.n_slots = 2;
-    o.batch_tokens = 16;
+    o.step_tokens = 16;
     o.session = session_opts();
     auto sched = make(l, o);
     ASSERT_TRUE(sched);
@@ -612,7 +614,7 @@ TEST(Scheduler, ConcurrentClientsWithCancelsLeaveNothingBehind) {
     ASSERT_TRUE(l.model && l.tok);
     SchedulerOptions o;
     o.n_slots = 3;
-    o.batch_tokens = 20;
+    o.step_tokens = 20;
     o.session = session_opts();
     o.session.kv_tokens = 160;  // 10 pages: admission waits and preemption happen too
     auto sched = make(l, o);
@@ -684,6 +686,163 @@ TEST(Scheduler, DeterministicSamplingDoesNotDependOnTheBatch) {
     for (const auto& r : reqs) streams.push_back(submit_ok(*s, r));
     for (size_t i = 0; i < reqs.size(); ++i)
         EXPECT_EQ(collect(*streams[i]).tokens, want[i]) << "request " << i;
+}
+
+}  // namespace
+}  // namespace moe
+
+namespace moe {
+namespace {
+
+// Steps as the scheduler reports them (SchedulerOptions::on_step), kept for checking.
+struct StepLog {
+    std::mutex mu;
+    std::vector<std::vector<StepChunk>> steps;
+    std::function<void(std::span<const StepChunk>)> hook() {
+        return [this](std::span<const StepChunk> c) {
+            std::lock_guard lk(mu);
+            steps.emplace_back(c.begin(), c.end());
+        };
+    }
+};
+
+TEST(Scheduler, StepBudgetTakesDecodersFirstAndSplitsPromptsOldestFirst) {
+    // Two sequences decode while a long prompt and two short ones arrive, with a budget of 8
+    // tokens per step: every step stays within 8, both decoders are in every step until they end,
+    // the long prompt is split across steps and finishes, and prompt chunks go oldest first.
+    const Loaded& l = load(demo_path());
+    ASSERT_TRUE(l.model && l.tok);
+    StepLog log;
+    SchedulerOptions o;
+    o.n_slots = 4;
+    o.step_tokens = 8;
+    o.session = session_opts();
+    o.on_step = log.hook();
+    auto sched = make(l, o);
+    ASSERT_TRUE(sched);
+    std::string long_text;
+    for (int i = 0; i < 4; ++i) long_text += std::string(kTexts[4 + i]) + " ";
+    std::vector<GenRequest> reqs = {
+        greedy(l.tok->encode(kTexts[0], true, false), 30),
+        greedy(l.tok->encode(kTexts[3], true, false), 30),
+        greedy(l.tok->encode(long_text, true, false), 3),
+        greedy(l.tok->encode(kTexts[1], true, false), 3),
+        greedy(l.tok->encode(kTexts[2], true, false), 3),  // no slot free at first: queued
+    };
+    const int kLong = 2;
+    ASSERT_GE(reqs[kLong].prompt.size(), 40u);
+    std::vector<std::shared_ptr<GenStream>> streams;
+    std::vector<Collected> got(reqs.size());
+    for (int i = 0; i < 2; ++i) {
+        streams.push_back(submit_ok(*sched, reqs[size_t(i)]));
+        got[size_t(i)] = collect(*streams.back(), 1);  // decoding from now on
+    }
+    for (size_t i = 2; i < reqs.size(); ++i) streams.push_back(submit_ok(*sched, reqs[i]));
+    for (size_t i = 0; i < reqs.size(); ++i) {
+        const Collected rest = collect(*streams[i]);
+        got[i].tokens.insert(got[i].tokens.end(), rest.tokens.begin(), rest.tokens.end());
+        got[i].summary = rest.summary;
+        ASSERT_TRUE(rest.ended) << i;
+        EXPECT_EQ(got[i].tokens, alone(l, reqs[i])) << "request " << i;
+        EXPECT_EQ(got[i].summary.finish, FinishReason::Length) << i;
+    }
+
+    std::lock_guard lk(log.mu);
+    std::map<int64_t, int> generated;     // tokens sampled so far, by request
+    std::map<int64_t, bool> prompt_done;  // its prompt fully evaluated
+    int long_chunks = 0, long_tokens = 0;
+    for (size_t s = 0; s < log.steps.size(); ++s) {
+        const auto& step = log.steps[s];
+        int total = 0;
+        std::set<int64_t> decoded;
+        int64_t last_prompt_id = -1;
+        for (size_t c = 0; c < step.size(); ++c) {
+            const StepChunk& ch = step[c];
+            total += ch.n_tokens;
+            if (ch.decode) {
+                EXPECT_EQ(ch.n_tokens, 1) << "step " << s;
+                EXPECT_TRUE(c == 0 || step[c - 1].decode) << "step " << s << ": decodes first";
+                decoded.insert(ch.request);
+                continue;
+            }
+            // Prompt chunks oldest first; only the last of a step may stop short of the end.
+            EXPECT_GT(ch.request, last_prompt_id) << "step " << s;
+            last_prompt_id = ch.request;
+            if (c + 1 < step.size()) EXPECT_EQ(ch.prompt_left, 0) << "step " << s;
+            // No older request with prompt left was passed over.
+            for (int64_t older = 0; older < ch.request; ++older)
+                if (!prompt_done[older])
+                    EXPECT_TRUE(std::any_of(step.begin(), step.end(),
+                                            [&](const StepChunk& x) {
+                                                return x.request == older && !x.decode &&
+                                                       x.prompt_left == 0;
+                                            }))
+                        << "step " << s << ": request " << ch.request << " before " << older;
+            if (ch.request == kLong) ++long_chunks, long_tokens += ch.n_tokens;
+        }
+        EXPECT_LE(total, o.step_tokens) << "step " << s;
+        // Every sequence that had sampled a token and was not done decodes in this step.
+        for (const auto& [id, n] : generated)
+            if (n > 0 && n < reqs[size_t(id)].max_tokens)
+                EXPECT_TRUE(decoded.count(id)) << "step " << s << ": decoder " << id << " left out";
+        for (const StepChunk& ch : step)
+            if (ch.prompt_left == 0) {
+                prompt_done[ch.request] = true;
+                ++generated[ch.request];
+            }
+    }
+    // The long prompt took several steps (6 tokens left beside the two decoders) and finished.
+    EXPECT_GE(long_chunks, int(reqs[kLong].prompt.size() - 1) / o.step_tokens + 1);
+    EXPECT_GE(long_tokens, int(reqs[kLong].prompt.size()) - 1);  // a cached BOS may be reused
+    EXPECT_TRUE(prompt_done[kLong]);
+    for (size_t i = 0; i < reqs.size(); ++i)
+        EXPECT_EQ(generated[int64_t(i)], reqs[i].max_tokens) << "request " << i;
+}
+
+TEST(Scheduler, StepBudgetBelowTheSlotCountIsRefused) {
+    const Loaded& l = load(demo_path());
+    ASSERT_TRUE(l.model && l.tok);
+    SchedulerOptions o;
+    o.n_slots = 4;
+    o.step_tokens = 3;
+    o.session = session_opts();
+    auto s = Scheduler::create(*l.model, *l.tok, o);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.message().find("step token budget (3)"), std::string::npos) << s.message();
+}
+
+TEST(Scheduler, DeterministicOutputDoesNotDependOnTheStepBudget) {
+    // With --deterministic, greedy tokens and their logprobs are bitwise the same whether prompts
+    // are evaluated in chunks of 4 tokens beside the decoders or whole.
+    const Loaded& l = load(demo_path());
+    ASSERT_TRUE(l.model && l.tok);
+    std::vector<GenRequest> reqs = demo_requests(l, 10);
+    for (auto& r : reqs) r.top_logprobs = 3;
+    std::vector<std::vector<Collected>> runs;
+    for (int budget : {4, 24, 512}) {
+        SchedulerOptions o;
+        o.n_slots = 4;
+        o.step_tokens = budget;
+        o.session = session_opts();
+        auto sched = make(l, o);
+        ASSERT_TRUE(sched);
+        std::vector<std::shared_ptr<GenStream>> streams;
+        for (const auto& r : reqs) streams.push_back(submit_ok(*sched, r));
+        std::vector<Collected> got;
+        for (auto& st : streams) got.push_back(collect(*st));
+        runs.push_back(std::move(got));
+    }
+    for (size_t b = 1; b < runs.size(); ++b)
+        for (size_t i = 0; i < reqs.size(); ++i) {
+            ASSERT_EQ(runs[b][i].tokens, runs[0][i].tokens) << "budget run " << b << " req " << i;
+            for (size_t t = 0; t < runs[0][i].events.size(); ++t) {
+                const auto& x = runs[0][i].events[t].logprob;
+                const auto& y = runs[b][i].events[t].logprob;
+                ASSERT_TRUE(x && y);
+                EXPECT_EQ(std::bit_cast<uint32_t>(x->logprob), std::bit_cast<uint32_t>(y->logprob))
+                    << "budget run " << b << " req " << i << " token " << t;
+            }
+        }
 }
 
 }  // namespace

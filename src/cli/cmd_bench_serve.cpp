@@ -23,7 +23,7 @@ struct BenchServeArgs {
     std::string concurrency = "1,2,4,8,16";
     bool json = false, progress = false, deterministic_check = false;
     // Forwarded to the child server (-m).
-    int n_slots = 16, ctx = 0, batch = 0, threads = 0;
+    int n_slots = 16, ctx = 0, step_tokens = 0, threads = 0;
     int64_t kv_tokens = 0;
     bool deterministic = false;
     std::vector<std::string> serve_args;
@@ -62,7 +62,7 @@ void draw_progress(const std::vector<int>& levels, int level, int done, int tota
 std::vector<std::string> child_args(const BenchServeArgs& a) {
     std::vector<std::string> v = {"-m", a.model_path, "--parallel", std::to_string(a.n_slots)};
     if (a.ctx > 0) v.insert(v.end(), {"-c", std::to_string(a.ctx)});
-    if (a.batch > 0) v.insert(v.end(), {"--batch-size", std::to_string(a.batch)});
+    if (a.step_tokens > 0) v.insert(v.end(), {"--step-tokens", std::to_string(a.step_tokens)});
     if (a.threads > 0) v.insert(v.end(), {"-t", std::to_string(a.threads)});
     if (a.kv_tokens > 0) v.insert(v.end(), {"--kv-tokens", std::to_string(a.kv_tokens)});
     if (a.deterministic) v.push_back("--deterministic");
@@ -194,7 +194,8 @@ void register_bench_serve_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     cmd->add_option("-c,--ctx-size", a->ctx, "-m: the server's context per sequence")
         ->check(kContextRange);
-    cmd->add_option("--batch-size", a->batch, "-m: the server's tokens per step")
+    cmd->add_option("--step-tokens,--batch-size", a->step_tokens,
+                    "-m: the server's tokens per step (its --step-tokens)")
         ->check(CLI::Range(1, 1 << 16));
     cmd->add_option("-t,--threads", a->threads, "-m: the server's compute threads")
         ->check(CLI::Range(1, 1024));

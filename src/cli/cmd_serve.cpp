@@ -27,7 +27,7 @@ struct ServeArgs {
     std::vector<std::string> models;
     server::ServerOptions server;
     std::string reasoning_format = "deepseek";
-    int n_slots = 4, ctx = 0, batch = 512, max_queue = 64, threads = 0;
+    int n_slots = 4, ctx = 0, step_tokens = kDefaultStepTokens, max_queue = 64, threads = 0;
     int64_t kv_tokens = 0;
     bool deterministic = false;
 };
@@ -128,7 +128,7 @@ Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
     owner->tok = std::move(*tok);
     SchedulerOptions so;
     so.n_slots = a.n_slots;
-    so.batch_tokens = a.batch;
+    so.step_tokens = a.step_tokens;
     so.max_queue = a.max_queue;
     so.session.n_ctx = a.ctx;
     so.session.n_threads = a.threads;
@@ -156,6 +156,11 @@ Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
 
 int run_serve(ServeArgs a) {
     set_progress_enabled(false);  // stderr carries the server's log lines
+    if (a.step_tokens < a.n_slots)
+        return report(fmt::format(
+            "--step-tokens {} is below --parallel {}: every decoding sequence takes one token of "
+            "each step",
+            a.step_tokens, a.n_slots));
     if (a.models.empty()) a.models.push_back(default_model_path());
     std::vector<ModelSpec> specs;
     for (const auto& s : a.models) {
@@ -232,7 +237,9 @@ void register_serve_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     cmd->add_option("-c,--ctx-size", a->ctx, "context per sequence (default: model's, max 4096)")
         ->check(kContextRange);
-    cmd->add_option("--batch-size", a->batch, "tokens per scheduler step")
+    cmd->add_option("--step-tokens,--batch-size", a->step_tokens,
+                    "tokens per scheduler step (>= --parallel): every decoding sequence's next "
+                    "token, then prompt chunks oldest first")
         ->check(CLI::Range(1, 1 << 16))
         ->capture_default_str();
     cmd->add_option("--kv-tokens", a->kv_tokens, "KV pool size in tokens (default: ctx x slots)")

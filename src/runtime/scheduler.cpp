@@ -2,6 +2,11 @@
 //
 // Policy, one step at a time (the scheduler thread sleeps while there is nothing to do):
 //  1. Cancelled requests leave (their slot's pages return to the pool).
+//  The step's token budget (step_tokens, serve --step-tokens; vLLM's max_num_batched_tokens):
+//  decoding sequences come first and all of them are in every step (step_tokens >= n_slots, so
+//  they always fit); prompt chunks fill what is left, oldest request first, a prompt split across
+//  as many steps as it needs. A decoding sequence thus waits at most one budget of prompt tokens
+//  per token instead of whole prompts, and a prompt is never passed by a younger one.
 //  2. Decode: every running sequence that has sampled a token gets that token evaluated, oldest
 //     admission first. If the pool has no page for it, idle prefix caches are given back (least
 //     recently used first), then the most recently admitted sequence is preempted: its pages
@@ -9,7 +14,7 @@
 //     sampler and stream kept, to be recomputed later (as vLLM does). The oldest sequence can
 //     always proceed, so nothing deadlocks.
 //  3. Prefill: running sequences with prompt left get chunks, oldest first, within the step's
-//     token budget (batch_tokens) and the free pages.
+//     token budget and the free pages.
 //  4. Admission (not in a step that had to preempt): while budget and a free slot remain, the
 //     request at the head of the queue (FIFO) enters the free slot whose cached tokens share the
 //     longest prefix with it (prefix reuse; at least its last token is evaluated again for
@@ -115,6 +120,7 @@ struct Sequence {
     int n_generated = 0;
     int slot = -1;         // -1 while queued
     int64_t admitted = 0;  // admission order; preemption takes the most recent
+    int64_t id = 0;        // submission order (StepChunk::request)
     bool started = false;  // admitted once (queue time and cached prefix counted)
     Sampler sampler;
     IncrementalDecoder detok;
@@ -182,7 +188,7 @@ class SchedulerImpl final : public Scheduler {
     static SessionOptions session_options(const SchedulerOptions& o) {
         SessionOptions s = o.session;
         s.n_seq = std::max(1, o.n_slots);
-        s.n_batch = std::max(1, o.batch_tokens);
+        s.n_batch = std::max(1, o.step_tokens);
         return s;
     }
 
@@ -203,6 +209,7 @@ class SchedulerImpl final : public Scheduler {
     void release_slot(Sequence& s, bool keep_cache);
     void publish_slots_locked();  // running, KV page counts into metrics_ (wakeup_->mu held)
     void record_step(const Batch& b, const RouterTrace& trace, int n_decode);
+    void report_step(int n_decode) const;  // opt_.on_step, before n_eval moves on
     int64_t pages_for(int64_t n_tokens) const {
         return (n_tokens + session_.kv_page_tokens() - 1) / session_.kv_page_tokens();
     }
@@ -220,6 +227,7 @@ class SchedulerImpl final : public Scheduler {
     WeightTraffic traffic_;
     int ctx_limit_ = 0;       // longest sequence: the context, or the whole pool if smaller
     int64_t clock_ = 0;       // admissions and slot uses, for ordering
+    int64_t next_id_ = 0;     // submissions (under wakeup_->mu)
     int budget_ = 0;          // tokens left in the step being built
     int64_t reserved_ = 0;    // pages the step being built will take
     bool preempted_ = false;  // the step being built sent a sequence back to the queue
@@ -262,6 +270,7 @@ std::variant<std::shared_ptr<GenStream>, Scheduler::Refusal> SchedulerImpl::subm
         if (int(queue_.size()) >= opt_.max_queue)
             return Refusal{SubmitError::QueueFull,
                            fmt::format("the queue is full ({} requests waiting)", queue_.size())};
+        seq->id = next_id_++;
         queue_.push_back(std::move(seq));
         ++metrics_.requests_total;
     }
@@ -288,7 +297,7 @@ void SchedulerImpl::step() {
     chunks_.clear();
     reserved_ = 0;
     preempted_ = false;
-    budget_ = std::max(1, opt_.batch_tokens);
+    budget_ = opt_.step_tokens;
     schedule_decodes(b, outs);
     const int n_decode = int(b.size());
     schedule_prefills(b, outs);
@@ -309,6 +318,7 @@ void SchedulerImpl::step() {
                             [&](const auto& c) { return c.first == s.get(); }))
                 finish(*s, FinishReason::Error, logits.message());
     } else {
+        if (opt_.on_step) report_step(n_decode);
         for (const auto& [seq, n] : chunks_) seq->n_eval += n;  // now in the cache
         // Metrics first, so that a client that saw its last event sees this step counted.
         record_step(b, trace, b.size() == n_decode ? n_decode : 0);
@@ -364,7 +374,8 @@ void SchedulerImpl::add_chunk(Sequence& s, int n, Batch& b, std::vector<Output>&
 }
 
 void SchedulerImpl::schedule_decodes(Batch& b, std::vector<Output>& outs) {
-    for (size_t i = 0; i < running_.size() && budget_ > 0;) {
+    // Not limited by the budget: step_tokens >= n_slots leaves room for every decoder.
+    for (size_t i = 0; i < running_.size();) {
         Sequence& s = *running_[i];
         if (!s.decoding()) {
             ++i;
@@ -571,6 +582,15 @@ void SchedulerImpl::release_slot(Sequence& s, bool keep_cache) {
     s.slot = -1;
 }
 
+void SchedulerImpl::report_step(int n_decode) const {
+    std::vector<StepChunk> chunks;
+    for (size_t i = 0; i < chunks_.size(); ++i) {
+        const auto& [seq, n] = chunks_[i];
+        chunks.push_back({seq->id, n, int(i) < n_decode, seq->pending() - n});
+    }
+    opt_.on_step(chunks);
+}
+
 void SchedulerImpl::record_step(const Batch& b, const RouterTrace& trace, int n_decode) {
     // Distinct experts per MoE layer over the whole step.
     const int64_t T = b.size(), k = trace.n_expert_used;
@@ -611,8 +631,11 @@ void SchedulerImpl::record_step(const Batch& b, const RouterTrace& trace, int n_
 Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const Tokenizer& tok,
                                                      const SchedulerOptions& opt) {
     if (opt.n_slots < 1) return make_error("the number of slots must be >= 1, got {}", opt.n_slots);
-    if (opt.batch_tokens < 1)
-        return make_error("the batch size must be >= 1 token, got {}", opt.batch_tokens);
+    if (opt.step_tokens < opt.n_slots)
+        return make_error(
+            "the step token budget ({}) must be at least the number of slots ({}): every "
+            "decoding sequence takes one token of each step",
+            opt.step_tokens, opt.n_slots);
     if (opt.max_queue < 0)
         return make_error("the queue length must be >= 0, got {}", opt.max_queue);
     if (opt.session.kv_tokens < 0)

@@ -1,15 +1,18 @@
 // Continuous batching. One scheduler thread owns a Session; callers (the HTTP server, tests) hand
 // it requests through submit() and read each request's events from its GenStream. Every step is
 // one forward pass over the next token of every decoding sequence plus chunks of waiting prompts,
-// up to batch_tokens tokens; sequences join and leave between steps. Tokens of one step that are
-// routed to the same expert are computed together (the MoE block groups rows by expert), so an
-// active expert's weights are read once per step whatever the number of sequences.
+// up to step_tokens tokens (the rule is in scheduler.cpp); sequences join and leave between steps.
+// Tokens of one step that are routed to the same expert are computed together (the MoE block groups
+// rows by expert), so an active expert's weights are read once per step whatever the number of
+// sequences.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <variant>
@@ -22,11 +25,29 @@
 
 namespace moe {
 
+// The default per-step token budget (serve --step-tokens). Chosen by measurement (README,
+// "Serving"): a step's cost grows with its prompt tokens and every decoding sequence waits for
+// it, while chunks much smaller leave each expert too few tokens for the prompt GEMM.
+inline constexpr int kDefaultStepTokens = 64;
+
+// One sequence's share of a step, as the step ran (SchedulerOptions::on_step).
+struct StepChunk {
+    int64_t request = 0;  // submission order, from 0
+    int n_tokens = 0;     // tokens of this sequence in the step
+    bool decode = false;  // its next token (it has sampled one), else a prompt chunk
+    int prompt_left = 0;  // prompt tokens still to evaluate after this step
+};
+
 struct SchedulerOptions {
-    int n_slots = 4;           // sequences decoded at once (serve -np)
-    int batch_tokens = 512;    // tokens per step: decode tokens first, then prompt chunks
-    int max_queue = 256;       // waiting requests beyond which submit() refuses (HTTP 503)
-    SessionOptions session;    // n_ctx (per sequence), kv_tokens (pool), threads, deterministic
+    int n_slots = 4;  // sequences decoded at once (serve -np)
+    // Tokens per step (>= n_slots): every decoding sequence's next token first, then prompt
+    // chunks oldest first in what is left (a prompt may be split across steps).
+    int step_tokens = kDefaultStepTokens;
+    int max_queue = 256;     // waiting requests beyond which submit() refuses (HTTP 503)
+    SessionOptions session;  // n_ctx (per sequence), kv_tokens (pool), threads, deterministic
+    // Called on the scheduler thread after each evaluated step with its sequences in batch order
+    // (decodes first); for tests and tracing. Must not call back into the scheduler.
+    std::function<void(std::span<const StepChunk>)> on_step;
 };
 
 struct GenRequest {
