@@ -373,6 +373,7 @@ nlohmann::json RoutingStats::to_json() const {
     j["layers"] = layers;
     j["token_experts"] = token_experts_;
     j["token_experts_truncated"] = token_experts_truncated_;
+    if (!cache_.is_null()) j["cache"] = cache_;
     j["summary"] = {{"mean_max_over_mean", mean(mm_all)},
                     {"max_max_over_mean",
                      mm_all.empty() ? 0.0 : *std::max_element(mm_all.begin(), mm_all.end())},
@@ -440,6 +441,34 @@ Result<nlohmann::json> read_routing_stats(const std::string& path) {
             if (!p.is_object()) return make_error("'{}': a top_pairs entry is not an object", path);
     }
     return j;
+}
+
+void RoutingStats::set_cache(const ExpertStoreStats& st) {
+    using nlohmann::json;
+    if (!st.cached) return;
+    const int64_t n_tok = tokens_[0] + tokens_[1];
+    auto layer_json = [&](const ExpertLayerStats& l) {
+        const double acc = double(l.hits + l.misses);
+        return json{{"hits", l.hits},
+                    {"misses", l.misses},
+                    {"hit_rate", acc > 0 ? double(l.hits) / acc : 0.0},
+                    {"bytes_read", l.bytes_read},
+                    {"bytes_read_per_token", n_tok > 0 ? double(l.bytes_read) / double(n_tok) : 0.0},
+                    {"stall_seconds", l.stall_s}};
+    };
+    json layers = json::array();
+    for (size_t i = 0; i < layer_index_.size(); ++i) {
+        const int il = layer_index_[i];
+        if (il < 0 || size_t(il) >= st.layers.size()) continue;
+        json L = layer_json(st.layers[size_t(il)]);
+        L["layer"] = il;
+        layers.push_back(std::move(L));
+    }
+    cache_ = {{"policy", st.policy},
+              {"slots", st.slots},
+              {"slot_bytes", st.slot_bytes},
+              {"total", layer_json(st.total())},
+              {"layers", layers}};
 }
 
 }  // namespace moe

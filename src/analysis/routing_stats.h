@@ -17,6 +17,7 @@
 
 #include "core/result.h"
 #include "models/batch.h"
+#include "models/expert_store.h"
 #include "models/model.h"
 
 namespace moe {
@@ -64,6 +65,9 @@ class RoutingStats {
     // counts[layer][expert]: times the expert was selected.
     const std::vector<std::vector<int64_t>>& counts() const { return counts_; }
 
+    // The expert cache's counters (--mem-budget), written as the "cache" object.
+    void set_cache(const ExpertStoreStats& st);
+
     // Everything as JSON (schema: "moeinfer-routing-stats" version 1, see to_json()).
     nlohmann::json to_json() const;
     Result<void> write_json(const std::string& path) const;
@@ -94,6 +98,7 @@ class RoutingStats {
     // first, for the first kMaxTokenExperts tokens (JSON "token_experts").
     std::vector<std::vector<std::vector<int32_t>>> token_experts_;
     bool token_experts_truncated_ = false;
+    nlohmann::json cache_;  // null: no cache
 };
 
 // Tokens whose experts RoutingStats lists one by one (bounds the file for long runs).

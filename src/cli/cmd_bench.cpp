@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/sysinfo.h"
 #include "models/model.h"
 #include "runtime/bench.h"
 
@@ -18,6 +19,7 @@ struct BenchArgs {
     std::string model, prompt = "512", gen = "128", threads = "0";
     int reps = 5, bw_mib = 1024;
     bool json = false, deterministic = false;
+    MemBudgetArgs budget;
 };
 
 // Each item in [0, max]: -p 100000 would otherwise size a context of that many tokens.
@@ -59,6 +61,11 @@ int run_bench_cmd(const BenchArgs& a) {
     p.bandwidth_bytes = uint64_t(a.bw_mib) << 20;
     auto model = load_model(a.model);
     if (!model) return report(model.message());
+    int max_p = 1, max_g = 0;
+    for (int x : p.n_prompt) max_p = std::max(max_p, x);
+    for (int x : p.n_gen) max_g = std::max(max_g, x);
+    if (auto b = apply_mem_budget(**model, a.budget, std::max(max_p, p.tg_prompt + max_g) + 8); !b)
+        return report(b.message());
     const ModelFootprint fp = model_footprint(**model);
     auto r = run_bench(**model, p, [&](const BenchResult& res) {
         if (!a.json)
@@ -68,6 +75,9 @@ int run_bench_cmd(const BenchArgs& a) {
     if (!r) return report(r.message());
     const std::string out = a.json ? bench_json(fp, *r) : bench_markdown(fp, *r);
     std::fwrite(out.data(), 1, out.size(), stdout);
+    if (const auto pm = read_process_memory(); pm && a.budget.gib > 0)
+        std::fprintf(stderr, "peak memory (VmHWM): %.1f MiB of a %.1f MiB budget\n",
+                     double(pm->peak_rss) / (1 << 20), a.budget.gib * 1024);
     return 0;
 }
 
@@ -79,6 +89,7 @@ void register_bench_command(CLI::App& app, int& exit_code) {
         app.add_subcommand("bench", "measure prompt and generation throughput (llama-bench style)");
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
+    add_mem_budget_options(cmd, a->budget);
     cmd->add_option("-p,--n-prompt", a->prompt, "prompt lengths, comma list (default 512)");
     cmd->add_option("-n,--n-gen", a->gen, "generation lengths, comma list (default 128)");
     cmd->add_option("-t,--threads", a->threads, "thread counts, comma list (default: all cores)");

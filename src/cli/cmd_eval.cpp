@@ -35,6 +35,7 @@ struct EvalArgs {
     int n_ctx = 512, stride = 0, threads = 0, chunks = 0, b1_chunks = 1;
     bool json = false;
     bool bos_chunks = false;
+    MemBudgetArgs budget;
 };
 
 Result<std::string> read_text(const std::string& path) {
@@ -146,6 +147,7 @@ int run_eval(const EvalArgs& a) {
         return report(fmt::format("--stride {} must be in [1, {}]", a.stride, a.n_ctx - 1));
     auto model = load_model(a.model);
     if (!model) return report(model.message());
+    if (auto b = apply_mem_budget(**model, a.budget, a.n_ctx + 1); !b) return report(b.message());
     const Model& m = **model;
     std::vector<int> ks;
     if (!a.top_k.empty()) {
@@ -261,6 +263,7 @@ void register_eval_command(CLI::App& app, int& exit_code) {
     auto* cmd = app.add_subcommand("eval", "perplexity of a text; KL and routing vs a reference");
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
+    add_mem_budget_options(cmd, a->budget);
     cmd->add_option("-f,--file", a->file, "text file (read as raw bytes)")->required();
     cmd->add_option("-c,--ctx", a->n_ctx, "window length in tokens (default 512)")
         ->check(kContextRange);

@@ -18,6 +18,7 @@ struct LogitsArgs {
     std::string model, tokens, out, router_out;
     std::vector<std::string> overrides;
     int threads = 0;
+    MemBudgetArgs budget;
 };
 
 Result<void> write_f32(const std::string& path, const std::vector<float>& v) {
@@ -32,6 +33,7 @@ int run_logits(const LogitsArgs& a) {
     if (!src) return report(src.message());
     auto model = load_model(*src);
     if (!model) return report(model.message());
+    if (auto b = apply_mem_budget(**model, a.budget, std::max<int>(int(toks->size()), std::min((*model)->config.n_ctx_train, 4096))); !b) return report(b.message());
     const Model& m = **model;
     SessionOptions so;
     so.n_threads = a.threads;
@@ -60,6 +62,7 @@ void register_logits_command(CLI::App& app, int& exit_code) {
     auto* cmd = app.add_subcommand("logits", "evaluate token ids in one pass and write all logits");
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
+    add_mem_budget_options(cmd, a->budget);
     cmd->add_option("--tokens", a->tokens, "comma-separated token ids")->required();
     cmd->add_option("-o,--output", a->out, "output file: float32 [n_tokens, n_vocab]")->required();
     cmd->add_option("--router-out", a->router_out,

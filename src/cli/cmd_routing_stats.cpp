@@ -22,6 +22,7 @@ struct RoutingStatsArgs {
     std::vector<std::string> domains;
     DomainOptions opt;
     int top_k = 0;
+    MemBudgetArgs budget;
 };
 
 int run_routing_stats(const RoutingStatsArgs& a) {
@@ -29,6 +30,7 @@ int run_routing_stats(const RoutingStatsArgs& a) {
     if (!domains) return report(domains.message());
     auto model = load_model(a.model);
     if (!model) return report(model.message());
+    if (auto b = apply_mem_budget(**model, a.budget, 0); !b) return report(b.message());
     if (a.top_k > 0)
         if (auto o = override_top_k((*model)->config, a.top_k); !o)
             return report(fmt::format("--top-k: {}", o.message()));
@@ -56,6 +58,7 @@ void register_routing_stats_command(CLI::App& app, int& exit_code) {
         "routing-stats", "routing per domain text: expert load, JS divergence, permutation test");
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
+    add_mem_budget_options(cmd, a->budget);
     cmd->add_option("--domain", a->domains, "NAME=FILE, one per domain (at least two)")->required();
     cmd->add_option(
         "-o,--output", a->output,

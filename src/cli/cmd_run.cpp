@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "analysis/routing_stats.h"
+#include "core/sysinfo.h"
+#include "models/expert_store.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "formats/override_source.h"
@@ -17,6 +19,7 @@ struct RunArgs {
     std::string model, prompt = "Once upon a time", routing_stats;
     std::vector<std::string> overrides;
     int n_predict = 64, threads = 0, ctx = 0;
+    MemBudgetArgs budget;
     SamplerParams sp;
 };
 
@@ -28,6 +31,7 @@ int run_generate(RunArgs a) {
     if (!src) return report(src.message());
     auto model = load_model(*src);
     if (!model) return report(model.message());
+    if (auto b = apply_mem_budget(**model, a.budget, a.ctx); !b) return report(b.message());
     auto tok = Tokenizer::from_source(*(*model)->source);
     if (!tok) return report(fmt::format("{}: {}", a.model, tok.message()));
     SessionOptions so;
@@ -65,8 +69,10 @@ int run_generate(RunArgs a) {
     std::fputs("\n", stdout);
     if (!st) return report(st.message());
     if (!route_ok) return report(route_ok.message());
-    if (rs)
+    if (rs) {
+        rs->set_cache((*model)->experts->stats());
         if (auto w = rs->write_json(a.routing_stats); !w) return report(w.message());
+    }
     fmt::print(stderr, "\nmodel: {} ({}, {})\n", a.model, (*model)->config.family,
                (*model)->config.name);
     fmt::print(stderr, "load time: {:.1f} ms\n", load_s * 1e3);
@@ -74,6 +80,17 @@ int run_generate(RunArgs a) {
                st->n_prompt / std::max(st->prompt_seconds, 1e-9));
     fmt::print(stderr, "generation: {} tokens, {:.1f} tok/s\n", st->n_generated,
                st->n_generated / std::max(st->gen_seconds, 1e-9));
+    if (a.budget.gib > 0 || a.budget.slots > 0) {
+        const ExpertLayerStats c = (*model)->experts->stats().total();
+        const double acc = double(c.hits + c.misses), n = double(st->n_prompt + st->n_generated);
+        if (acc > 0)
+            fmt::print(stderr, "expert cache: {:.1f}% hits, {:.2f} MB read/token, {:.2f} s stalled\n",
+                       100.0 * double(c.hits) / acc, double(c.bytes_read) / 1e6 / std::max(n, 1.0),
+                       c.stall_s);
+        if (const auto pm = read_process_memory(); pm && a.budget.gib > 0)
+            fmt::print(stderr, "peak memory (VmHWM): {:.1f} MiB of a {:.1f} MiB budget\n",
+                       double(pm->peak_rss) / (1 << 20), a.budget.gib * 1024);
+    }
     return 0;
 }
 
@@ -84,6 +101,7 @@ void register_run_command(CLI::App& app, int& exit_code) {
     auto* cmd = app.add_subcommand("run", "generate text from a prompt");
     cmd->add_option("-m,--model", a->model, "GGUF file or HF folder (default: bundled demo MoE)");
     add_weight_memory_options(cmd);
+    add_mem_budget_options(cmd, a->budget);
     cmd->add_option("-p,--prompt", a->prompt, "prompt text");
     cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")
         ->check(CLI::NonNegativeNumber);

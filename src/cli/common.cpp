@@ -12,6 +12,7 @@
 
 #include "core/bundled_file.h"
 #include "core/mapped_file.h"
+#include "models/expert_cache.h"
 
 namespace moe::cli {
 
@@ -60,6 +61,50 @@ void add_weight_memory_options(CLI::App* cmd) {
         "--no-mmap", [] { set_weight_memory(WeightMemory::Load); },
         "read the weights into huge-page memory (faster decode; needs RAM for the whole file)");
     map->excludes(load);
+}
+
+void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a) {
+    auto* b = cmd->add_option_function<double>(
+                     "--mem-budget",
+                     [&a](double g) {
+                         a.gib = g;
+                         set_weight_memory(WeightMemory::Map);
+                         set_populate_mappings(false);
+                     },
+                     "memory for the whole process, GiB: experts beyond it are read from the "
+                     "file into a cache of that size")
+                  ->check(finite_in(0.001, 1 << 20));
+    cmd->add_option("--cache-policy", a.policy, "expert cache eviction: lru or lfru (default)")
+        ->check(CLI::IsMember({"lru", "lfru"}));
+    cmd->add_option("--io-threads", a.io_threads, "expert cache reader threads (default 4)")
+        ->check(CLI::Range(1, 16));
+    auto* sl = cmd->add_option_function<int64_t>(
+                      "--cache-slots",
+                      [&a](int64_t n) {
+                          a.slots = n;
+                          set_weight_memory(WeightMemory::Map);
+                          set_populate_mappings(false);
+                      },
+                      "expert cache of exactly N slots (one expert of one layer each), instead "
+                      "of sizing it from --mem-budget")
+                  ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+    sl->excludes(b);
+    if (auto* nm = cmd->get_option_no_throw("--no-mmap")) b->excludes(nm), sl->excludes(nm);
+}
+
+Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq) {
+    if (a.gib <= 0 && a.slots <= 0) return {};
+    ExpertBudget b;
+    b.budget_gib = a.gib;
+    b.n_ctx = n_ctx, b.n_seq = n_seq;
+    MOE_TRY(b.policy, parse_cache_policy(a.policy));
+    b.io_threads = a.io_threads;
+    b.slots = uint64_t(a.slots);
+    std::string note;
+    MOE_TRY(const BudgetPlan plan, attach_expert_cache(m, b, note));
+    (void)plan;
+    fmt::print(stderr, "{}\n", note);
+    return {};
 }
 
 void add_sampling_options(CLI::App* cmd, SamplerParams& sp) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "models/model.h"
 #include "runtime/sampler.h"
 
 namespace moe::cli {
@@ -28,6 +29,19 @@ void add_sampling_options(CLI::App* cmd, SamplerParams& sp);
 // --mmap / --no-mmap: how weight files are held in memory (core/mapped_file.h; default: load
 // into huge pages when the file fits in half of the available memory, else map).
 void add_weight_memory_options(CLI::App* cmd);
+
+// --mem-budget GiB / --cache-policy lru|lfru / --io-threads N: run with a budgeted expert cache
+// (models/expert_cache.h). Giving --mem-budget maps the file without reading it in.
+struct MemBudgetArgs {
+    double gib = 0;  // 0: no budget
+    std::string policy = "lfru";
+    int io_threads = 4;
+    int64_t slots = 0;  // --cache-slots
+};
+void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a);
+// After load_model: applies the budget (if any) for a context of n_ctx tokens x n_seq; prints
+// the one-line note (cache size, or resident mode) on stderr.
+Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq = 1);
 
 // A CLI11 check that a number is finite and in [lo, hi] (CLI::Range lets NaN through).
 CLI::Validator finite_in(double lo, double hi);

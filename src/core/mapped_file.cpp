@@ -28,6 +28,7 @@ namespace moe {
 namespace {
 
 std::atomic<WeightMemory> g_weight_memory{WeightMemory::Auto};
+std::atomic<bool> g_populate{true};
 
 constexpr size_t kHugePage = size_t(2) << 20;
 constexpr uint64_t kLoadMinBytes = uint64_t(64) << 20;
@@ -116,6 +117,44 @@ void set_weight_memory(WeightMemory m) {
 WeightMemory weight_memory() {
     return g_weight_memory.load();
 }
+void set_populate_mappings(bool on) {
+    g_populate.store(on);
+}
+
+Result<void> copy_mapping_into_memory(const uint8_t* base, size_t file_size, size_t begin,
+                                      size_t end, const std::string& path) {
+    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    begin = begin / page * page;
+    end = std::min((end + page - 1) / page * page, (file_size + page - 1) / page * page);
+    if (begin >= end) return {};
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return make_error("cannot open '{}': {}", path, std::strerror(errno));
+    auto* p = const_cast<uint8_t*>(base) + begin;
+    void* r = ::mmap(p, end - begin, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    if (r == MAP_FAILED) {
+        const int e = errno;
+        ::close(fd);
+        return make_error("cannot allocate {} bytes for '{}': {}", end - begin, path,
+                          std::strerror(e));
+    }
+    const size_t want = std::min(end, file_size) - begin;
+    for (size_t done = 0; done < want;) {
+        const ssize_t n = ::pread(fd, p + done, want - done, off_t(begin + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int e = errno;
+            ::close(fd);
+            return make_error("cannot read '{}' at byte {}: {}", path, begin + done,
+                              n < 0 ? std::strerror(e) : "unexpected end (the file shrank?)");
+        }
+        done += size_t(n);
+    }
+    ::posix_fadvise(fd, off_t(begin), off_t(want), POSIX_FADV_DONTNEED);
+    ::close(fd);
+    ::mprotect(p, end - begin, PROT_READ);
+    return {};
+}
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
     return open(path, weight_memory());
@@ -189,7 +228,7 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, We
     f->region_size_ = f->size_;
     ::close(fd);
     const auto mi = read_meminfo();
-    if (mi && should_populate_mapping(f->size_, mi->available)) {
+    if (g_populate.load() && mi && should_populate_mapping(f->size_, mi->available)) {
         ProgressBar bar("load", f->size_, progress_enabled());
         MOE_TRY_VOID(populate_mapping(f->data_, f->size_, path, &bar));
     }

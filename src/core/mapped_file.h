@@ -36,6 +36,14 @@ Result<void> populate_mapping(const uint8_t* data, size_t size, const std::strin
 // Process-wide choice for files opened from now on (the CLI's --mmap / --no-mmap).
 void set_weight_memory(WeightMemory m);
 WeightMemory weight_memory();
+// Process-wide: whether mapped files that fit are populated at open (default true). The expert
+// cache (--mem-budget) turns it off: it reads experts itself and copies only the rest in.
+void set_populate_mappings(bool on);
+// Replaces the pages of [begin, end) of a read-only mapping of `path` (rounded out to pages) by
+// anonymous memory holding the same bytes, read with pread: those bytes then stay resident and
+// survive the file shrinking, while the rest of the mapping is never touched.
+Result<void> copy_mapping_into_memory(const uint8_t* base, size_t file_size, size_t begin,
+                                      size_t end, const std::string& path);
 
 class MappedFile {
   public:

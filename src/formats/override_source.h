@@ -27,6 +27,8 @@ public:
         return inner_->tensor(name);
     }
 
+    const ModelSource& inner() const { return *inner_; }
+
 private:
     std::shared_ptr<ModelSource> inner_;
     std::vector<std::pair<std::string, gguf::Value>> kv_;  // merged, in inner order then new keys

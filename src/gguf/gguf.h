@@ -65,6 +65,7 @@ public:
     const std::string& path() const { return mapped_->path(); }
     size_t file_size() const { return mapped_->size(); }
     bool loaded() const { return mapped_->loaded(); }  // copied into memory (else mapped)
+    const MappedFile& mapped() const { return *mapped_; }
 
     // Metadata, in file order.
     const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }

@@ -47,9 +47,17 @@ struct GluParams {
 // x and y are [T, n_embd] (y overwritten), ids and weights [T, k]; experts is indexed by id.
 // The CPU split (kernels/cpu/moe_experts.cpp) runs every active expert's rows in two parallel
 // regions (gate+up+act, down) over (expert, row block) tasks.
+// `only` restricts a call to the experts with ids in [begin, end) (the other views are not read)
+// and, with accumulate, adds to y instead of overwriting it. The combine adds experts in
+// ascending id order, so calls over consecutive ascending ranges give the bits of one call: an
+// expert store that holds only some experts at a time computes them range by range.
+struct ExpertRange {
+    int begin = 0, end = 1 << 30;
+    bool accumulate = false;
+};
 void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const float* weights,
                  std::span<const ExpertWeights> experts, const GluParams& act, float* y,
-                 ThreadPool& pool);
+                 ThreadPool& pool, ExpertRange only = {});
 
 // One layer's paged KV cache as attention reads it: position pos of sequence s is row
 // pages[s][pos / page_tokens] * page_tokens + pos % page_tokens of k (k_row floats) and of v.

@@ -27,11 +27,14 @@ Result<void> check_batch(const Model& m, const Batch& b, const KvCache& kv) {
     return {};
 }
 
+bool c_has_moe(const Model& m) { return m.config.n_moe_layers() > 0; }
+
 }  // namespace
 
 Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& pool,
                      std::vector<float>& logits, RouterTrace* trace) {
     MOE_TRY_VOID(check_batch(m, b, kv));
+    if (!m.experts && c_has_moe(m)) return make_error("the model has no expert store");
     const ModelConfig& c = m.config;
     const int64_t T = b.size();
     const int n_embd = c.n_embd;
@@ -71,8 +74,8 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
                 ids = trace->selected.data() + ns;
                 wts = trace->weights.data() + ns;
             }
-            moe_forward(c.moe, L.moe, h.data(), T, n_embd, pool, out.data(), rl, ids, wts, il,
-                        &m.route_override);
+            MOE_TRY_VOID(moe_forward(c.moe, L.moe, il, *m.experts, h.data(), T, n_embd, pool,
+                                     out.data(), rl, ids, wts, &m.route_override));
         } else {
             ffn_forward(L.ffn, h.data(), T, pool, out.data());
         }

@@ -16,6 +16,8 @@
 
 namespace moe {
 
+class ExpertStore;  // models/expert_store.h
+
 // An f32 vector owned by the model (norm weights, biases, sinks); empty() = absent.
 struct F32Vec {
     const float* p = nullptr;
@@ -146,6 +148,9 @@ public:
     TensorView output;      // [n_vocab, n_embd]
     std::vector<LayerWeights> layers;
     std::shared_ptr<ModelSource> source;  // keeps the mapping alive
+    // Where the MoE block gets routed experts from (models/expert_store.h): the resident store
+    // load_model sets, or a budgeted cache (models/expert_cache.h). Shared by model views.
+    std::shared_ptr<ExpertStore> experts;
     // Plan mode: when non-null, missing tensors are recorded here instead of failing, so the
     // family's own tensor list (names, shapes) is known from metadata alone (synth, inspect).
     std::unique_ptr<std::vector<PlannedTensor>> plan;

@@ -1,6 +1,7 @@
 // The only list of supported model families.
 #include "models/families.h"
 #include "models/common/bind.h"
+#include "models/expert_store.h"
 #include "models/tensor_use.h"
 
 namespace moe {
@@ -43,6 +44,7 @@ Result<std::unique_ptr<Model>> load_family(std::shared_ptr<ModelSource> src, boo
         if (!plan) {
             auto use = check_tensor_use(*m);
             if (!use.ok()) return make_error("{}: {}", src->path(), use.message());
+            m->experts = std::make_shared<ResidentExpertStore>(*m);
         }
         return m;
     }

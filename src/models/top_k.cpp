@@ -37,6 +37,7 @@ Result<std::unique_ptr<Model>> with_top_k(const Model& base, int k) {
     m->output = base.output;
     m->layers = base.layers;  // views into base's mapping and owned vectors
     m->source = base.source;
+    m->experts = base.experts;
     m->bound_names = base.bound_names;
     return m;
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <memory>
 
+#include "models/expert_store.h"
 #include "models/synth.h"
 #include "runtime/session.h"
 
@@ -46,6 +47,29 @@ Stats stats(const std::vector<double>& v) {
     }
     return s;
 }
+
+// Cache counters over the timed parts of a test: totals before a part, added after it.
+struct CacheMeter {
+    const ExpertStore& store;
+    ExpertLayerStats sum, at;
+    double seconds = 0;
+    int64_t tokens = 0;
+    void start() { at = store.stats().total(); }
+    void stop(double s, int64_t n) {
+        const ExpertLayerStats t = store.stats().total();
+        sum.hits += t.hits - at.hits, sum.misses += t.misses - at.misses;
+        sum.bytes_read += t.bytes_read - at.bytes_read, sum.stall_s += t.stall_s - at.stall_s;
+        seconds += s, tokens += n;
+    }
+    void put(BenchResult& r) const {
+        r.cached = store.stats().cached;
+        if (!r.cached) return;
+        const double acc = double(sum.hits + sum.misses);
+        r.hit_pct = acc > 0 ? 100.0 * double(sum.hits) / acc : 0;
+        r.mb_per_token = tokens > 0 ? double(sum.bytes_read) / 1e6 / double(tokens) : 0;
+        r.stall_pct = seconds > 0 ? 100.0 * sum.stall_s / seconds : 0;
+    }
+};
 
 }  // namespace
 
@@ -159,13 +183,18 @@ Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
             BenchResult r;
             r.test = "pp" + std::to_string(np);
             r.n_prompt = np, r.threads = nt, r.reps = p.reps, r.read_bandwidth = bw;
+            CacheMeter meter{*m.experts};
             for (int rep = 0; rep < p.reps; ++rep) {
                 s.reset(0);
                 const auto toks = random_tokens(np);
+                meter.start();
                 const double t0 = now();
                 MOE_TRY(auto lg, s.eval_tokens(toks, false));
-                r.samples_ts.push_back(np / (now() - t0));
+                const double dt = now() - t0;
+                meter.stop(dt, np);
+                r.samples_ts.push_back(np / dt);
             }
+            meter.put(r);
             const Stats st = stats(r.samples_ts);
             r.mean_ts = st.mean, r.sd_ts = st.sd;
             if (on_result) on_result(r);
@@ -177,16 +206,21 @@ Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
             r.test = "tg" + std::to_string(ng);
             r.n_gen = ng, r.threads = nt, r.reps = p.reps, r.read_bandwidth = bw;
             r.bound_ts = fp.active_bytes_per_token > 0 ? bw / fp.active_bytes_per_token : 0;
+            CacheMeter meter{*m.experts};
             for (int rep = 0; rep < p.reps; ++rep) {
                 s.reset(0);
                 MOE_TRY(auto lp, s.eval_tokens(random_tokens(std::max(1, p.tg_prompt)), false));
                 const auto toks = random_tokens(ng);
+                meter.start();
                 const double t0 = now();
                 for (int i = 0; i < ng; ++i) {
                     MOE_TRY(auto lg, s.eval_tokens(std::span<const int32_t>(&toks[size_t(i)], 1), false));
                 }
-                r.samples_ts.push_back(ng / (now() - t0));
+                const double dt = now() - t0;
+                meter.stop(dt, ng);
+                r.samples_ts.push_back(ng / dt);
             }
+            meter.put(r);
             const Stats st = stats(r.samples_ts);
             r.mean_ts = st.mean, r.sd_ts = st.sd;
             if (on_result) on_result(r);
@@ -197,18 +231,23 @@ Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
 }
 
 std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResult>& rs) {
-    std::string s =
-        "| model | size | params | active params | threads | test | t/s | bw bound t/s | % of bound |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    const bool cached = std::any_of(rs.begin(), rs.end(), [](const auto& r) { return r.cached; });
+    std::string s = "| model | size | params | active params | threads | test | t/s | bw bound t/s | % of bound |";
+    s += cached ? " cache hit | MB read/token | stall |\n" : "\n";
+    s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+    s += cached ? " ---: | ---: | ---: |\n" : "\n";
     for (const auto& r : rs) {
         std::string bound = "-", pct = "-";
         if (r.bound_ts > 0) {
             bound = fmt::format("{:.2f}", r.bound_ts);
             pct = fmt::format("{:.0f}%", 100.0 * r.mean_ts / r.bound_ts);
         }
-        s += fmt::format("| {} | {:.2f} GiB | {:.2f} B | {:.2f} B | {} | {} | {:.2f} ± {:.2f} | {} | {} |\n",
+        s += fmt::format("| {} | {:.2f} GiB | {:.2f} B | {:.2f} B | {} | {} | {:.2f} ± {:.2f} | {} | {} |",
                          f.name, double(f.tensor_bytes) / double(1ull << 30), double(f.n_params) * 1e-9,
                          f.n_active_params * 1e-9, r.threads, r.test, r.mean_ts, r.sd_ts, bound, pct);
+        if (cached)
+            s += fmt::format(" {:.1f}% | {:.2f} | {:.1f}% |", r.hit_pct, r.mb_per_token, r.stall_pct);
+        s += "\n";
     }
     // One line per thread count on the bandwidth measurement.
     std::vector<int> seen;
@@ -249,6 +288,10 @@ std::string bench_json(const ModelFootprint& f, const std::vector<BenchResult>& 
             o["bound_tokens_per_second"] = nullptr;
             o["percent_of_bound"] = nullptr;
         }
+        if (r.cached)
+            o["cache"] = {{"hit_percent", r.hit_pct},
+                          {"mb_read_per_token", r.mb_per_token},
+                          {"stall_percent", r.stall_pct}};
         arr.push_back(std::move(o));
     }
     return arr.dump(2) + "\n";

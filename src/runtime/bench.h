@@ -54,6 +54,9 @@ struct BenchResult {
     double mean_ts = 0, sd_ts = 0;
     double read_bandwidth = 0;   // bytes/s, for the same thread count
     double bound_ts = 0;         // tg only: read_bandwidth / active_bytes_per_token
+    // Expert cache (--mem-budget) over the timed runs; cached = false with the resident store.
+    bool cached = false;
+    double hit_pct = 0, mb_per_token = 0, stall_pct = 0;
 };
 
 Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,

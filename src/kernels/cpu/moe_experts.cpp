@@ -37,14 +37,14 @@ class ActsByFormat {
 
 void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const float* weights,
                  std::span<const ExpertWeights> experts, const GluParams& act, float* y,
-                 ThreadPool& pool) {
+                 ThreadPool& pool, ExpertRange only) {
     const int n_exp = int(experts.size());
     MOE_CHECK(k >= 1, "moe_experts: k = {}", k);
     // Dispatch: the (token, slot) pairs of each expert.
     std::vector<std::vector<int64_t>> rows_of(static_cast<size_t>(n_exp));
     for (int64_t i = 0; i < T * k; ++i) {
         MOE_CHECK(ids[i] >= 0 && ids[i] < n_exp, "moe_experts: expert id {} of {}", ids[i], n_exp);
-        rows_of[size_t(ids[i])].push_back(i);
+        if (ids[i] >= only.begin && ids[i] < only.end) rows_of[size_t(ids[i])].push_back(i);
     }
     // Rows of g/u/h/d are grouped by expert: expert e owns rows [off[e], off[e + 1]), in
     // rows_of[e] order.
@@ -54,7 +54,7 @@ void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const flo
         off[size_t(e) + 1] = off[size_t(e)] + int64_t(rows_of[size_t(e)].size());
         if (!rows_of[size_t(e)].empty()) active.push_back(e);
     }
-    if (active.empty()) return;
+    if (active.empty()) return;  // y untouched: n_embd is only known from an active expert
     const int64_t n_embd = experts[size_t(active[0])].gate.shape[1];
     const int64_t n_ff = experts[size_t(active[0])].gate.shape[0];
     const int64_t n_rows = off[size_t(n_exp)];  // T * k
@@ -118,7 +118,7 @@ void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const flo
     });
 
     // Combine: weighted scatter-add back to token order, expert by expert.
-    std::fill(y, y + T * n_embd, 0.0f);
+    if (!only.accumulate) std::fill(y, y + T * n_embd, 0.0f);
     for (int e : active) {
         const auto& rows = rows_of[size_t(e)];
         const float* bd = experts[size_t(e)].down_b;

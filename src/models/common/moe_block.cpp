@@ -103,10 +103,11 @@ void route_token(const MoeConfig& c, const float* logits, const F32Vec& selectio
     for (int i = 0; i < k; ++i) weights[i] *= c.weights_scale;
 }
 
-void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_t T, int n_embd,
-                 ThreadPool& pool, float* y, float* router_logits, int32_t* ids_out,
-                 float* weights_out, int layer, const RouteOverride* route) {
-    const int n_exp = c.n_expert, k = c.n_expert_used, n_ff = c.n_ff_exp;
+Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, ExpertStore& store,
+                         const float* x, int64_t T, int n_embd, ThreadPool& pool, float* y,
+                         float* router_logits, int32_t* ids_out, float* weights_out,
+                         const RouteOverride* route) {
+    const int n_exp = c.n_expert, k = c.n_expert_used;
 
     // 1. route
     std::vector<float> logits(size_t(T * n_exp));  // [T, n_expert]
@@ -115,7 +116,7 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
     std::vector<int32_t> ids(size_t(T * k));  // [T, k]
     std::vector<float> wts(size_t(T * k));    // [T, k]
     if (route && *route)
-        (*route)(layer, T, logits.data(), ids.data(), wts.data());
+        (*route)(il, T, logits.data(), ids.data(), wts.data());
     else
         for (int64_t t = 0; t < T; ++t)
             route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
@@ -124,19 +125,40 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
     if (ids_out) std::copy(ids.begin(), ids.end(), ids_out);
     if (weights_out) std::copy(wts.begin(), wts.end(), weights_out);
 
-    // 2-4. dispatch, experts, combine
-    std::vector<ops::ExpertWeights> experts(static_cast<size_t>(n_exp));  // [n_expert]
-    auto bias = [](const TensorView& b, int e, int64_t n) {
-        return b.empty() ? nullptr : static_cast<const float*>(b.data) + int64_t(e) * n;
-    };
+    // 2-4. the active set to the store, then dispatch, experts, combine over the runs of
+    // acquired experts that are ready, in ascending id order (bit-identical to one call).
+    std::vector<uint8_t> used(size_t(n_exp), 0);  // [n_expert]
+    for (int32_t e : ids) used[size_t(e)] = 1;
+    std::vector<int32_t> active;  // distinct ids, ascending
+    active.reserve(size_t(std::min<int64_t>(n_exp, T * k)));
     for (int e = 0; e < n_exp; ++e)
-        experts[size_t(e)] = {w.gate_exps.slice(e),       w.up_exps.slice(e),
-                              w.down_exps.slice(e),       bias(w.gate_exps_b, e, n_ff),
-                              bias(w.up_exps_b, e, n_ff), bias(w.down_exps_b, e, n_embd)};
+        if (used[size_t(e)]) active.push_back(e);
     ops::GluParams act;
     act.clamped = c.act == Activation::SwiGLUClamped;
     act.alpha = c.swiglu_alpha, act.limit = c.swiglu_limit;
-    ops::moe_experts(x, T, k, ids.data(), wts.data(), experts, act, y, pool);
+    bool first = true;
+    for (size_t done = 0; done < active.size();) {
+        const std::span<const int32_t> rest(active.data() + done, active.size() - done);
+        MOE_TRY(const size_t pinned, store.acquire(il, rest));
+        for (size_t i = 0; i < pinned;) {
+            auto ready = store.wait_ready(il, i);
+            if (!ready) {
+                store.release(il);
+                return make_error("layer {}: {}", il, ready.message());
+            }
+            const size_t end = std::min(*ready, pinned);
+            ops::ExpertRange only;
+            only.begin = first ? 0 : rest[i];
+            only.end = end == rest.size() ? n_exp : rest[end];
+            only.accumulate = !first;
+            ops::moe_experts(x, T, k, ids.data(), wts.data(), store.views(il), act, y, pool, only);
+            first = false;
+            i = end;
+        }
+        store.release(il);
+        done += pinned;
+    }
+    if (first) std::fill(y, y + T * n_embd, 0.0f);  // no tokens
 
     if (!w.shared.empty()) {
         std::vector<float> s(size_t(T * n_embd));  // [T, n_embd]
@@ -148,6 +170,7 @@ void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_
         }
         ops::add_scaled_rows(y, s.data(), gate.data(), T, n_embd);
     }
+    return {};
 }
 
 void ffn_forward(const FfnWeights& w, const float* x, int64_t T, ThreadPool& pool, float* y) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "models/expert_store.h"
 #include "models/model.h"
 
 namespace moe {
@@ -26,12 +27,14 @@ float selection_margin(const MoeConfig& c, const float* logits, const F32Vec& se
 std::vector<float> selection_values(const MoeConfig& c, const float* logits,
                                     const F32Vec& selection_bias);
 
-// y[T, n_embd] = MoE(x[T, n_embd]). router_logits (optional) receives [T, n_expert];
-// ids/weights (optional) receive [T, n_expert_used]. route (optional, a test seam) replaces stage
-// 1's selection; it is called with `layer`.
-void moe_forward(const MoeConfig& c, const MoeWeights& w, const float* x, int64_t T, int n_embd,
-                 ThreadPool& pool, float* y, float* router_logits, int32_t* ids_out,
-                 float* weights_out, int layer = 0, const RouteOverride* route = nullptr);
+// y[T, n_embd] = MoE(x[T, n_embd]) of layer il, its routed experts from `store`.
+// router_logits (optional) receives [T, n_expert]; ids/weights (optional) [T, n_expert_used].
+// route (optional, a test seam) replaces stage 1's selection; it is called with `il`.
+// Errors: the store could not supply an expert (a cached store's file shrank or failed).
+Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, ExpertStore& store,
+                         const float* x, int64_t T, int n_embd, ThreadPool& pool, float* y,
+                         float* router_logits, int32_t* ids_out, float* weights_out,
+                         const RouteOverride* route = nullptr);
 
 // y[T, n_embd] = down(silu(gate(x)) * up(x)).
 void ffn_forward(const FfnWeights& w, const float* x, int64_t T, ThreadPool& pool, float* y);
