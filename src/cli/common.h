@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "models/kv_layout.h"
 #include "runtime/sampler.h"
 
 namespace moe::cli {
@@ -28,6 +29,10 @@ void add_sampling_options(CLI::App* cmd, SamplerParams& sp);
 // --mmap / --no-mmap: how weight files are held in memory (core/mapped_file.h; default: load
 // into huge pages when the file fits in half of the available memory, else map).
 void add_weight_memory_options(CLI::App* cmd);
+
+// --cache-type-k / --cache-type-v: the types the KV cache stores rows in (f32, f16, bf16, q8_0;
+// default f32). Whether the model's widths allow them is the session's check.
+void add_kv_cache_options(CLI::App* cmd, KvTypes& t);
 
 // A CLI11 check that a number is finite and in [lo, hi] (CLI::Range lets NaN through).
 CLI::Validator finite_in(double lo, double hi);
