@@ -7,6 +7,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "models/model.h"
 #include "routing_flips.h"
 #include "runtime/session.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
@@ -222,6 +224,40 @@ TEST(KvTypes, WidthsThatAreNotWholeBlocksAreRefused) {
     EXPECT_NE(e.message().find("layer 1's value head is 48 wide"), std::string::npos)
         << e.message();
     EXPECT_TRUE(check_kv_types(c, {DType::BF16, DType::F16}).ok());
+}
+
+// The command line: inspect counts the saving (JSON bytes by type, the chosen types), a width
+// q8_0 cannot split is one clear error, an unknown type is refused by the option's check.
+TEST(KvTypesCli, InspectShowsTheSavingAndBadTypesAreErrors) {
+    const std::string llama = test::gguf_path("llama", "f32");
+    auto r = test::run_moeinfer("inspect " + llama + " -c 1000 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto f32 = nlohmann::json::parse(r.out)["memory"];
+    r = test::run_moeinfer("inspect " + llama +
+                           " -c 1000 --cache-type-k q8_0 --cache-type-v f16 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto mixed = nlohmann::json::parse(r.out)["memory"];
+    const uint64_t all = f32["kv_bytes"].get<uint64_t>();
+    EXPECT_EQ(mixed["kv_bytes"].get<uint64_t>(), all / 2 / 128 * 34 + all / 4);
+    EXPECT_EQ(mixed["kv_type_k"], "q8_0");
+    EXPECT_EQ(mixed["kv_by_type"]["f16"]["bytes"].get<uint64_t>(), all / 2);
+    r = test::run_moeinfer("inspect " + llama + " --cache-type-k bf16");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("K bf16, V f32"), std::string::npos) << r.out;
+
+    r = test::run_moeinfer("inspect " + test::gguf_path("deepseek2", "f32") +
+                           " --cache-type-k q8_0");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("error: --cache-type-k q8_0 needs widths that are multiples of 32"),
+              std::string::npos)
+        << r.err;
+    r = test::run_moeinfer("logits -m " + test::gguf_path("deepseek2", "f32") +
+                           " --tokens 1,2 -o /dev/null --cache-type-k q8_0");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("rotated key is 16 wide"), std::string::npos) << r.err;
+    r = test::run_moeinfer("logits -m " + llama + " --tokens 1,2 -o /dev/null --cache-type-v q4_0");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.err.find("--cache-type-v"), std::string::npos) << r.err;
 }
 
 // --- accuracy per KV type on the f32 fixtures (table in docs/accuracy.md) --------------------
