@@ -62,13 +62,22 @@ std::vector<uint8_t> make_weights(DType t, int64_t N, int64_t K, std::mt19937& r
 
 int main(int argc, char** argv) {
     const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
-    ThreadPool pool(threads);
+    auto made = ThreadPool::create(threads);
+    if (!made) {
+        std::fprintf(stderr, "error: %s\n", made.error().message.c_str());
+        return 1;
+    }
+    ThreadPool& pool = **made;
     std::mt19937 rng(1);
     int64_t N = 2048, K = 1024;  // e.g. an expert's gate: n_ff x n_embd; MOE_BENCH_NK=NxK
-    if (const char* nk = std::getenv("MOE_BENCH_NK")) std::sscanf(nk, "%ldx%ld", &N, &K);
-    std::printf("# matmul y[T,%ld] = x[T,%ld] w^T, %d threads, cpu isa %s\n", long(N), long(K),
-                threads, std::string(kern::isa_name(kern::active_isa())).c_str());
-    std::printf("%-6s %5s %-10s %10s %9s %9s\n", "type", "T", "path", "ms", "GB/s", "GFLOP/s");
+    if (const char* nk = std::getenv("MOE_BENCH_NK")) {
+        long n = 0, k = 0;
+        if (std::sscanf(nk, "%ldx%ld", &n, &k) != 2 || n <= 0 || k <= 0) {
+            std::fprintf(stderr, "error: MOE_BENCH_NK=%s is not NxK with N, K > 0\n", nk);
+            return 1;
+        }
+        N = n, K = k;
+    }
     std::vector<DType> types;
     std::vector<int64_t> Ts;
     {
@@ -80,12 +89,25 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "error: unknown type %s\n", list.substr(a, e - a).c_str());
                 return 1;
             }
+            // A row of K elements must be whole blocks of the weight and of its activations
+            // (a partial block would be written past the end of the weights).
+            const int64_t blk = std::max<int64_t>(traits(*t).block_elems,
+                                                  kern::act_block_elems(kern::act_format(*t)));
+            if (K % blk != 0) {
+                std::fprintf(stderr, "error: K=%ld is not a multiple of %s's block of %ld\n",
+                             long(K), std::string(dtype_name(*t)).c_str(), long(blk));
+                return 1;
+            }
             types.push_back(*t);
             a = e + 1;
         }
         for (size_t a = 0; a <= tl.size();) {
             const size_t e = std::min(tl.find(',', a), tl.size());
             Ts.push_back(std::atoll(tl.substr(a, e - a).c_str()));
+            if (Ts.back() <= 0) {
+                std::fprintf(stderr, "error: T list %s: each T must be > 0\n", tl.c_str());
+                return 1;
+            }
             a = e + 1;
         }
     }
@@ -93,6 +115,13 @@ int main(int argc, char** argv) {
     // MOE_BENCH_MATS=M: M different matrices used in turn (e.g. experts streamed from DRAM).
     const int64_t mats =
         std::getenv("MOE_BENCH_MATS") ? std::atoll(std::getenv("MOE_BENCH_MATS")) : 1;
+    if (mats <= 0) {
+        std::fprintf(stderr, "error: MOE_BENCH_MATS must be > 0\n");
+        return 1;
+    }
+    std::printf("# matmul y[T,%ld] = x[T,%ld] w^T, %d threads, cpu isa %s\n", long(N), long(K),
+                threads, std::string(kern::isa_name(kern::active_isa())).c_str());
+    std::printf("%-6s %5s %-10s %10s %9s %9s\n", "type", "T", "path", "ms", "GB/s", "GFLOP/s");
     for (DType t : types) {
         const auto w = make_weights(t, N * mats, K, rng);
         const TensorView wall{t, Shape{mats, N, K}, w.data()};

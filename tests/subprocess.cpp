@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -121,6 +122,13 @@ ProcessResult run_moeinfer(std::string_view args) {
     std::vector<std::string> argv = {MOE_BINARY};
     for (auto& a : split_args(args)) argv.push_back(std::move(a));
     return run_process(argv);
+}
+
+void expect_one_error_line(const ProcessResult& r, std::string_view what) {
+    const std::string out = r.all();
+    EXPECT_EQ(r.code, 1) << what << "\n" << out;
+    EXPECT_EQ(out.rfind("error: ", 0), 0u) << what << "\n" << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << what << "\n" << out;
 }
 
 }  // namespace moe::test

@@ -29,4 +29,8 @@ std::vector<std::string> split_args(std::string_view command_line);
 // The moeinfer binary under test with `args` (split by split_args).
 ProcessResult run_moeinfer(std::string_view args);
 
+// How every command reports bad input: the whole output (stdout + stderr) is one line that
+// starts with "error: ", and the exit status is 1. `what` (the command line) labels a failure.
+void expect_one_error_line(const ProcessResult& r, std::string_view what);
+
 }  // namespace moe::test

@@ -401,6 +401,18 @@ TEST(ChatTemplateOfficial, MixtralV01RejectsSystemAndRendersWithout) {
     EXPECT_NE(r.warning().find("Conversation roles must alternate"), std::string::npos);
 }
 
+// A template that grows past its render budget (issue #14) is a render error like any other:
+// the chat falls back to the built-in format and says why.
+TEST(ChatTemplateBudget, TemplateOverItsBudgetFallsBackAndSaysSo) {
+    ChatFormatOptions o{"<s>", "</s>", false, ""};
+    const std::string doubling =
+        "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
+        "{% endfor %}{{ ns.s }}";
+    ChatRenderer r = ChatRenderer::from_template(doubling, ChatFormat::Mistral, o);
+    EXPECT_EQ(r.render(kConv, true), render_builtin_chat(ChatFormat::Mistral, kConv, true, o));
+    EXPECT_NE(r.warning().find("bytes"), std::string::npos) << r.warning();  // which limit
+}
+
 TEST(ChatTemplateOfficial, Qwen2) {
     EXPECT_EQ(render_conv(kQwen2Template, kConv, "", "<|im_end|>"), kExpChatML);
     const std::vector<ChatMessage> no_sys = {{"user", "Hi"}};

@@ -1,6 +1,8 @@
 // compare: failure detection, the recommendation computed from the numbers, report contents.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "analysis/compare_failures.h"
 #include "analysis/compare_recommendation.h"
 #include "analysis/compare_report.h"
@@ -121,6 +123,22 @@ TEST(Compare, ReportsHoldEveryMeasure) {
     EXPECT_EQ(back->prompts.size(), 1u);
     EXPECT_EQ(back->prompts[0].failures, b.prompts[0].failures);
     EXPECT_DOUBLE_EQ(back->ppl, b.ppl);
+    EXPECT_EQ(to_json(*back), to_json(b));  // every field, both directions
+    // The schema: every field of ModelMeasures travels (a field left out of the list would
+    // silently read back as its default in the parent).
+    const nlohmann::json jb = to_json(b);
+    std::set<std::string> keys;
+    for (const auto& [k, v] : jb.items()) keys.insert(k);
+    const std::set<std::string> want = {
+        "path",         "family",           "name",          "arch",         "error",
+        "total_params", "active_params",    "params_source", "disk_bytes",   "n_vocab",
+        "n_moe_layers", "n_expert",         "n_expert_used", "load_seconds", "rss_start",
+        "rss_peak",     "rss_isolated",     "bench_tokens",  "prompt_tps",   "gen_tps",
+        "decode_bytes", "ppl_error",        "ppl",           "ppl_stderr",   "bits_per_byte",
+        "ppl_tokens",   "ppl_scored",       "ppl_ctx",       "routing",      "top_k_sweep",
+        "domains",      "top_k_sweep_note", "domains_note",  "prompts"};
+    EXPECT_EQ(keys, want);
+    EXPECT_EQ(jb["prompts"][0].size(), 10u);  // every PromptRun field
 }
 
 // A child's JSON with a field of the wrong type is an error naming it, not an exception.

@@ -196,8 +196,11 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
         for (Isa isa : isas_here()) {
             const auto* k = kern::exact_kernel(t, isa);
             if (!k) continue;
+            // by_nx[g]: every row through the nx kernel in groups of g tokens.
+            std::vector<std::vector<float>> by_nx(kern::kMaxNx + 1);
             for (int g = 1; g <= kern::kMaxNx; ++g) {  // every nx the kernels unroll for
-                std::vector<float> got(want.size());
+                std::vector<float>& got = by_nx[size_t(g)];
+                got.resize(want.size());
                 for (int64_t n = 0; n < N; ++n)
                     for (int64_t i0 = 0; i0 < T; i0 += g) {
                         const int nx = int(std::min<int64_t>(g, T - i0));
@@ -212,11 +215,14 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
                 EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa) << " K=" << K
                                     << " T=" << T << " nx=" << g << " nmse=" << e << first;
             }
-            if (k->rows) {  // the single-token row loop
+            if (k->rows) {  // the single-token row loop, staging in a 64-byte aligned buffer
                 std::vector<float> got(want.size());
+                std::vector<uint8_t> stage_buf(size_t(kern::rows_stage_bytes(K)) + 64);
+                void* stage =
+                    stage_buf.data() + (64 - reinterpret_cast<uintptr_t>(stage_buf.data()) % 64);
                 for (int64_t i = 0; i < T; ++i)
                     k->rows(K, w.data(), dtype_row_bytes(t, K), N, xq.data() + i * xrb,
-                            got.data() + i * N);
+                            got.data() + i * N, stage);
                 std::string first;
                 const double e = nmse(got, want, N, &first);
                 EXPECT_LT(e, 1e-10) << dtype_name(t) << " isa=" << kern::isa_name(isa)
@@ -225,16 +231,8 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
                 // exactly as the nx kernels do, for every nx.
                 for (int g = 1; g <= kern::kMaxNx; ++g) {
                     int mismatches = 0;
-                    for (int64_t n = 0; n < N; ++n)
-                        for (int64_t i0 = 0; i0 < T; i0 += g) {
-                            const int nx = int(std::min<int64_t>(g, T - i0));
-                            const void* xp[kern::kMaxNx];
-                            float out[kern::kMaxNx];
-                            for (int j = 0; j < nx; ++j) xp[j] = xq.data() + (i0 + j) * xrb;
-                            k->dot(K, w.data() + n * dtype_row_bytes(t, K), xp, nx, out);
-                            for (int j = 0; j < nx; ++j)
-                                mismatches += out[j] != got[size_t((i0 + j) * N + n)];
-                        }
+                    for (size_t i = 0; i < got.size(); ++i)
+                        mismatches += by_nx[size_t(g)][i] != got[i];
                     EXPECT_EQ(mismatches, 0)
                         << dtype_name(t) << " isa=" << kern::isa_name(isa) << " K=" << K
                         << " nx=" << g << ": rows differ from the nx kernel";

@@ -55,8 +55,8 @@ INSTANTIATE_TEST_SUITE_P(Families, F32Logits,
 
 // OLMoE: the upstream converter writes layer_norm_rms_epsilon = 1e-5 into the GGUF while the
 // reference model uses 1e-6 (its config.json). Following the file costs ~4e-4; the upstream
-// engine itself is at 1.2e-3 here. The HF folder (eps from config.json) is held to 1e-4 in
-// test_hf_models.cpp.
+// engine itself is at 1.2e-3 here. An HF folder of OLMoE reads as the converter's GGUF does
+// (1e-5: olmoe_hparams in formats/hf_families.cpp; HfVsGguf checks the hyperparameters agree).
 TEST(F32LogitsOlmoe, FollowsFileEpsilonAndBeatsUpstream) {
     auto m = load_model(gguf_path("olmoe", "f32"));
     ASSERT_TRUE(m.ok()) << m.message();

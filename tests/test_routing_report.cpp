@@ -92,9 +92,7 @@ TEST(RoutingReport, BadInputIsOneErrorLine) {
           "routing-report " + typed + " -o " + tmp_path("x.html"),
           "routing-report " + short_counts + " -o " + tmp_path("x.html")}) {
         const auto r = test::run_moeinfer(args);
-        EXPECT_EQ(r.code, 1) << args;
-        EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << r.all();
-        EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << r.all();
+        test::expect_one_error_line(r, args);
     }
     // An unwritable statistics path fails with one error line too.
     const auto r = test::run_moeinfer("run -m " + test::gguf_path("mixtral", "q8_0") +
@@ -154,9 +152,7 @@ TEST(CompareCli, ErrorsAreOneLine) {
           "compare " + test::gguf_path("llama", "q8_0") + " " + test::gguf_path("llama", "q8_0") +
               " -o /nonexistent-dir/r"}) {
         const auto r = test::run_moeinfer(args);
-        EXPECT_EQ(r.code, 1) << args << "\n" << r.all();
-        EXPECT_EQ(r.all().rfind("error: ", 0), 0u) << r.all();
-        EXPECT_EQ(std::ranges::count(r.all(), '\n'), 1) << r.all();
+        test::expect_one_error_line(r, args);
     }
 }
 

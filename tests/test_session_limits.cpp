@@ -3,14 +3,13 @@
 // that makes a session ends such input in one `error:` line instead of an abort.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <thread>
 
 #include "core/sysinfo.h"
 #include "fixtures.h"
 #include "models/model.h"
 #include "runtime/session.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
@@ -59,19 +58,6 @@ TEST(SessionCreate, ThreadsAreCapped) {
     EXPECT_EQ((*ok)->pool().size(), 2);
 }
 
-struct Run {
-    int code;
-    std::string out;  // stdout + stderr
-};
-Run run(const std::string& args) {
-    FILE* p = popen((std::string(MOE_BINARY) + " " + args + " 2>&1").c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
-}
-
 size_t error_lines(const std::string& out) {
     size_t n = out.rfind("error: ", 0) == 0 ? 1 : 0;
     for (size_t i = out.find("\nerror: "); i != std::string::npos; i = out.find("\nerror: ", i + 1))
@@ -87,17 +73,15 @@ TEST(SessionCreateCli, HugeContextAndThreadCountsEndInOneErrorLine) {
     for (const std::string& args : {
              "run -m " + model + " -p hi -n 2 -c 1000000000",
              "run -m " + model + " -p hi -n 2 -t 100000",
-             "chat -m " + model + " -c 1000000000 < /dev/null",
-             "chat -m " + model + " -t 100000 < /dev/null",
+             "chat -m " + model + " -c 1000000000",
+             "chat -m " + model + " -t 100000",
              "logits -m " + model + " --tokens 1,2 -o " + out + " -t 100000",
              "bench -m " + model + " -p 4 -n 2 -r 1 -t 100000",
              "eval -m " + model + " -f " + text + " -c 1000000000",
              "synth --like olmoe-1b-7b --layers 1 -t 100000 -o " + test::temp_path("limits.gguf"),
          }) {
-        const auto r = run(args);
-        EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
-        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
-        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n" << r.out;
+        const auto r = test::run_moeinfer(args);
+        test::expect_one_error_line(r, args);
     }
     // Commands that print progress first (eval's text summary, compare's per-model report).
     for (const std::string& args : {
@@ -105,10 +89,11 @@ TEST(SessionCreateCli, HugeContextAndThreadCountsEndInOneErrorLine) {
              "compare " + model + " " + model + " -t 100000 --no-isolate -o " +
                  test::temp_path("limits_report"),
          }) {
-        const auto r = run(args);
-        EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
-        EXPECT_EQ(error_lines(r.out), 1u) << args << "\n" << r.out;
-        EXPECT_NE(r.out.find("100000 threads"), std::string::npos) << args << "\n" << r.out;
+        const auto r = test::run_moeinfer(args);
+        const std::string out = r.all();
+        EXPECT_EQ(r.code, 1) << args << "\n" << out;
+        EXPECT_EQ(error_lines(out), 1u) << args << "\n" << out;
+        EXPECT_NE(out.find("100000 threads"), std::string::npos) << args << "\n" << out;
     }
 }
 

@@ -13,9 +13,10 @@
 #include "analysis/perplexity.h"
 #include "analysis/routing_stats.h"
 #include "analysis/topk_sweep.h"
+#include "core/bundled_file.h"
 #include "core/input_file.h"
-#include "core/thread_pool.h"
 #include "core/sysinfo.h"
+#include "core/thread_pool.h"
 #include "core/utf8.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
@@ -225,17 +226,7 @@ std::vector<std::string> default_compare_prompts() {
 }
 
 std::string default_eval_text_path() {
-    namespace fs = std::filesystem;
-    std::vector<fs::path> dirs = {fs::current_path() / "data"};
-    std::error_code ec;
-    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) {
-        dirs.push_back(exe.parent_path().parent_path() / "data");
-        dirs.push_back(exe.parent_path().parent_path() / "share" / "moeinfer" / "data");
-    }
-    for (const auto& d : dirs)
-        if (fs::exists(d / "eval-kjv.txt", ec)) return (d / "eval-kjv.txt").string();
-    return (dirs[0] / "eval-kjv.txt").string();
+    return bundled_file("data", "eval-kjv.txt");
 }
 
 ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {

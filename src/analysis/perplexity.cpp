@@ -178,13 +178,11 @@ Result<void> compare_batch1(Session& sess, const std::vector<int32_t>& win, cons
 }
 
 void finish(const Totals& tot, bool has_ref, PerplexityResult& r) {
-    r.n_scored = tot.nll.n;
-    r.nll = tot.nll.mean();
-    r.ppl = std::exp(r.nll);
-    r.ppl_stderr = tot.nll.stderr_of_mean() * r.ppl;
+    static_cast<PplFigure&>(r) = ppl_figure(tot.nll);
     if (has_ref) {
-        r.ref_ppl = std::exp(tot.ref_nll.mean());
-        r.ref_ppl_stderr = tot.ref_nll.stderr_of_mean() * r.ref_ppl;
+        const PplFigure ref = ppl_figure(tot.ref_nll);
+        r.ref_ppl = ref.ppl;
+        r.ref_ppl_stderr = ref.ppl_stderr;
         r.kl_mean = tot.kl.mean();
         r.kl_stderr = tot.kl.stderr_of_mean();
         std::vector<double> kls = tot.kls;

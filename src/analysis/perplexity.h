@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/ppl_figure.h"
 #include "core/result.h"
 #include "models/kv_layout.h"
 #include "models/model.h"
@@ -47,12 +48,10 @@ struct RoutingDiff {
     double share() const { return compared ? double(differing) / double(compared) : 0.0; }
 };
 
-struct PerplexityResult {
+// The PplFigure fields: n_scored, nll, ppl, ppl_stderr.
+struct PerplexityResult : PplFigure {
     int64_t n_tokens = 0;   // stream length
     int n_windows = 0;
-    int64_t n_scored = 0;
-    double nll = 0;         // mean negative log-likelihood (nats)
-    double ppl = 0, ppl_stderr = 0;
     std::vector<double> window_ppl;  // running PPL after each window
 
     // With a reference model.

@@ -13,10 +13,11 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <mutex>
 #include <regex>
 #include <thread>
+
+#include "core/bundled_file.h"
 
 namespace moe {
 
@@ -49,10 +50,9 @@ struct ServeChild::Drain {
 
 Result<std::unique_ptr<ServeChild>> ServeChild::start(const std::vector<std::string>& args,
                                                       double ready_s) {
-    std::error_code ec;
-    const std::string exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-    if (ec) return make_error("cannot find this program's path: {}", ec.message());
-    std::vector<std::string> argv = {exe, "serve", "--host", "127.0.0.1", "--port", "0"};
+    const auto exe = self_exe_path();
+    if (!exe) return make_error("cannot find this program's path (/proc/self/exe)");
+    std::vector<std::string> argv = {*exe, "serve", "--host", "127.0.0.1", "--port", "0"};
     argv.insert(argv.end(), args.begin(), args.end());
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return make_error("pipe: {}", std::strerror(errno));

@@ -215,10 +215,7 @@ Result<SweepResult> run_top_k_sweep(const Model& model, std::span<const int32_t>
         const double tp = median(a.prompt_s), td = median(a.decode_s);
         row.prompt_tps = tp > 0 ? double(n_ctx) / tp : 0;
         row.decode_tps = td > 0 ? 1.0 / td : 0;
-        row.n_scored = a.nll.n;
-        row.nll = a.nll.mean();  // as evaluate_perplexity's finish()
-        row.ppl = std::exp(row.nll);
-        row.ppl_stderr = a.nll.stderr_of_mean() * row.ppl;
+        static_cast<PplFigure&>(row) = ppl_figure(a.nll);  // as evaluate_perplexity's
         row.dnll_mean = a.dnll.mean();
         row.dnll_stderr = a.dnll.stderr_of_mean();
         row.kl_mean = a.kl.mean();
@@ -241,23 +238,22 @@ nlohmann::json sweep_json(const SweepResult& r) {
     j["n_tokens"] = r.n_tokens;
     j["n_scored"] = r.n_scored;
     auto& rows = j["rows"] = nlohmann::json::array();
-    for (const auto& x : r.rows)
-        rows.push_back({{"k", x.k},
-                        {"native", x.native},
-                        {"active_params", x.active_params},
-                        {"bytes_per_token", x.bytes_per_token},
-                        {"prompt_tps", x.prompt_tps},
-                        {"decode_tps", x.decode_tps},
-                        {"n_scored", x.n_scored},
-                        {"nll", x.nll},
-                        {"ppl", x.ppl},
-                        {"ppl_stderr", x.ppl_stderr},
-                        {"dnll_mean", x.dnll_mean},
-                        {"dnll_stderr", x.dnll_stderr},
-                        {"kl_mean", x.kl_mean},
-                        {"kl_stderr", x.kl_stderr},
-                        {"top1_agreement", x.top1_agreement},
-                        {"native_top1_kept", x.native_top1_kept}});
+    for (const auto& x : r.rows) {
+        nlohmann::json row = {{"k", x.k},
+                              {"native", x.native},
+                              {"active_params", x.active_params},
+                              {"bytes_per_token", x.bytes_per_token},
+                              {"prompt_tps", x.prompt_tps},
+                              {"decode_tps", x.decode_tps},
+                              {"dnll_mean", x.dnll_mean},
+                              {"dnll_stderr", x.dnll_stderr},
+                              {"kl_mean", x.kl_mean},
+                              {"kl_stderr", x.kl_stderr},
+                              {"top1_agreement", x.top1_agreement},
+                              {"native_top1_kept", x.native_top1_kept}};
+        add_ppl_json(row, x);
+        rows.push_back(std::move(row));
+    }
     j["summary"] = sweep_summary(j);
     return j;
 }

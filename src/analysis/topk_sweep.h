@@ -35,14 +35,13 @@ struct SweepOptions {
     int decode_tokens = 64;  // timed tokens decoded one by one per k (0: none)
 };
 
-struct SweepRow {
+// With the PplFigure fields: n_scored, nll, ppl, ppl_stderr at this k.
+struct SweepRow : PplFigure {
     int k = 0;
     bool native = false;
     int64_t active_params = 0;   // per token, embedding table included
     double bytes_per_token = 0;  // weight bytes one decoded token reads
     double prompt_tps = 0, decode_tps = 0;
-    int64_t n_scored = 0;
-    double nll = 0, ppl = 0, ppl_stderr = 0;
     double dnll_mean = 0, dnll_stderr = 0;  // NLL(k) - NLL(native) per scored token
     double kl_mean = 0, kl_stderr = 0;      // KL(P_native || P_k), nats
     double top1_agreement = 0;              // argmax(P_k) == argmax(P_native)

@@ -211,10 +211,7 @@ int run_eval(const EvalArgs& a) {
         j["stride"] = a.stride;
         j["n_tokens"] = r.n_tokens;
         j["n_windows"] = r.n_windows;
-        j["n_scored"] = r.n_scored;
-        j["nll"] = r.nll;
-        j["ppl"] = r.ppl;
-        j["ppl_stderr"] = r.ppl_stderr;
+        add_ppl_json(j, r);
         j["window_ppl"] = r.window_ppl;
         j["seconds"] = secs;
         if (r.has_ref) {

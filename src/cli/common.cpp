@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/bundled_file.h"
 #include "core/mapped_file.h"
 
 namespace moe::cli {
@@ -29,17 +30,7 @@ int report(const std::string& msg) {
 std::string default_model_path(const char* file) {
     namespace fs = std::filesystem;
     if (const char* env = std::getenv("MOEINFER_MODELS")) return (fs::path(env) / file).string();
-    std::vector<fs::path> dirs = {fs::current_path() / "models"};
-    std::error_code ec;
-    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) {
-        // build/moeinfer -> <repo>/models; also an installed bin/ -> share/moeinfer/models
-        dirs.push_back(exe.parent_path().parent_path() / "models");
-        dirs.push_back(exe.parent_path().parent_path() / "share" / "moeinfer" / "models");
-    }
-    for (const auto& d : dirs)
-        if (fs::exists(d / file, ec)) return (d / file).string();
-    return (dirs[0] / file).string();
+    return bundled_file("models", file);
 }
 
 Result<std::vector<int32_t>> parse_token_list(const std::string& s) {

@@ -85,9 +85,16 @@ const GemmKernel* find_gemm(DType wtype, Isa isa);
 
 // out[r] = dot(weight row r at w + r * stride, activation row x) for r < n: the single-token
 // (decode) loop with the kernel inlined, where a call per row of a small matrix (MLA's per-head
-// products, K = 128) cost as much as the row's products.
+// products, K = 128) cost as much as the row's products. stage: the caller's rows_stage_bytes(K)
+// bytes, 64-byte aligned, where a kernel may stage the activation row once for all n rows (no
+// global scratch).
 using RowsFn = void (*)(int64_t K, const void* w, int64_t stride, int64_t n, const void* x,
-                        float* out);
+                        float* out, void* stage);
+// The AVX-512 32-element formats stage six zmm registers per 128 activations (XQuad in
+// cpu/zmm_kernels.inc); the other kernels use none of it.
+inline constexpr int64_t rows_stage_bytes(int64_t K) {
+    return K / 128 * 6 * 64;
+}
 
 struct DotKernel {
     DType wtype;

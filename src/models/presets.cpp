@@ -3,6 +3,8 @@
 // the fixture GGUFs), so a synthesized file has the header a converted one would have.
 #include "models/presets.h"
 
+#include "core/utf8.h"
+
 namespace moe {
 
 namespace {
@@ -210,12 +212,7 @@ std::string byte_symbol(int b) {
         cp = 256 + n;
     }
     std::string s;
-    if (cp < 0x80) {
-        s += char(cp);
-    } else {
-        s += char(0xC0 | (cp >> 6));
-        s += char(0x80 | (cp & 0x3F));
-    }
+    utf8::append(s, uint32_t(cp));
     return s;
 }
 

@@ -9,11 +9,12 @@
 namespace moe::cpu {
 
 // Each dot kernel comes with a _rows version for one activation row (decode): out[r] = dot(row r
-// at w + r * stride, x) for r < n, the kernel inlined into the row loop.
+// at w + r * stride, x) for r < n, the kernel inlined into the row loop (kern::RowsFn: stage is
+// the caller's staging buffer).
 #define MOE_DECLARE_DOT(name)                                                            \
     void name(int64_t K, const void* w, const void* const* x, int nx, float* out);       \
     void name##_rows(int64_t K, const void* w, int64_t stride, int64_t n, const void* x, \
-                     float* out);
+                     float* out, void* stage);
 #define MOE_DECLARE_CPU_KERNELS                                    \
     MOE_DECLARE_DOT(vec_dot_f32_f32)                               \
     MOE_DECLARE_DOT(vec_dot_f16_f32)                               \

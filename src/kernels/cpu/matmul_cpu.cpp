@@ -1,11 +1,12 @@
 // The fast matmul: activations packed once (ops::pack_acts), then (row block) tasks over the
 // pool, each running the table's dot kernel for the active ISA (kernels/dispatch.h).
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "core/check.h"
-#include "kernels/dispatch.h"
 #include "kernels/cpu/matmul_tasks.h"
+#include "kernels/dispatch.h"
 #include "kernels/ops.h"
 #include "kernels/ref/vec_dot_ref.h"
 
@@ -111,13 +112,24 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
         g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups, n_gemm, y + n0, ldy, unpack);
         t_first = n_gemm;
     }
+    // The single-token row loop (a last group of one token) stages its activation row in this
+    // thread's scratch in the pool, 64-byte aligned (the GEMM above is done with it).
+    void* stage = nullptr;
+    if (k->rows && (T - t_first) % kern::kMaxNx == 1) {
+        MOE_CHECK(x.pool != nullptr, "matmul_rows: activations not packed by pack_acts");
+        std::vector<uint8_t>& scratch = x.pool->scratch();
+        const size_t need = size_t(kern::rows_stage_bytes(K)) + 64;
+        if (scratch.size() < need) scratch.resize(need);
+        const uintptr_t p = reinterpret_cast<uintptr_t>(scratch.data());
+        stage = scratch.data() + (64 - p % 64) % 64;
+    }
     for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
         const int64_t c1 = std::min(n1, c0 + chunk);
         for (int64_t t = t_first; t < T; t += kern::kMaxNx) {
             const int nx = int(std::min<int64_t>(kern::kMaxNx, T - t));
             for (int j = 0; j < nx; ++j) xp[j] = x.row(rows ? rows[t + j] : t + j);
             if (nx == 1 && k->rows) {
-                k->rows(K, wbase + c0 * wrb, wrb, c1 - c0, xp[0], y + t * ldy + c0);
+                k->rows(K, wbase + c0 * wrb, wrb, c1 - c0, xp[0], y + t * ldy + c0, stage);
                 continue;
             }
             for (int64_t n = c0; n < c1; ++n) {
