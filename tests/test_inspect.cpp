@@ -134,7 +134,7 @@ TEST_P(ParamsOfFile, TotalIsSumOfTensorsAndHfCount) {
     so.n_ctx = 64;
     so.n_threads = 1;
     Session s(**model, so);
-    EXPECT_EQ(kv_cache_bytes(c, 64), s.kv_bytes());
+    EXPECT_EQ(kv_cache_bytes(c, 64, {}), s.kv_bytes());
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ParamsOfFile,

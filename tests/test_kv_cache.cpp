@@ -172,14 +172,14 @@ TEST(PagedKvPool, FreedPagesAreReusedFirst) {
     KvCache kv((*m)->config, 64, 2);
     EXPECT_EQ(kv.pages_total(), 8);
     ASSERT_TRUE(kv.grow(0, 48).ok());
-    const float* first = kv.k(0, 0, 0);
-    const float* last = kv.k(0, 0, 32);
+    const uint8_t* first = kv.k(0, 0, 0);
+    const uint8_t* last = kv.k(0, 0, 32);
     kv.shrink(0, 20);  // keeps 2 pages
     EXPECT_EQ(kv.pages_used(), 2);
     ASSERT_TRUE(kv.grow(1, 1).ok());
     EXPECT_EQ(kv.k(0, 1, 0), last);
     EXPECT_EQ(kv.k(0, 0, 0), first);
-    EXPECT_EQ(kv.k(0, 0, 5) - kv.k(0, 0, 0), 5 * kv.k_width(0));  // rows of a page are contiguous
+    EXPECT_EQ(kv.k(0, 0, 5) - kv.k(0, 0, 0), 5 * kv.k_row_bytes(0));  // rows of a page are contiguous
     EXPECT_FALSE(kv.grow(1, 65).ok());                            // beyond n_ctx
     EXPECT_FALSE(kv.grow(0, 64 + 1).ok());
     ASSERT_TRUE(kv.grow(1, 64).ok());  // 4 pages: 6 of 8 in use
@@ -200,17 +200,17 @@ TEST(KvBytes, CacheAllocatesWhatTheEstimateSays) {
         const ModelConfig& c = (*m)->config;
         KvCache kv(c, 48, 3, 100);  // 100 tokens: 7 pages of 16
         EXPECT_EQ(kv.pages_total(), 7) << name;
-        EXPECT_EQ(kv.bytes(), kv_bytes_per_token(c) * 7 * 16) << name;
-        EXPECT_EQ(int64_t(kv.bytes()), KvCache::pool_bytes(c, 100)) << name;
+        EXPECT_EQ(kv.bytes(), kv_bytes_per_token(c, {}) * 7 * 16) << name;
+        EXPECT_EQ(int64_t(kv.bytes()), KvCache::pool_bytes(c, 100, {})) << name;
         int64_t per = 0;
         for (int il = 0; il < c.n_layer; ++il)
             per += (int64_t(kv.k_width(il)) + kv.v_width(il)) * int64_t(sizeof(float));
-        EXPECT_EQ(uint64_t(per), kv_bytes_per_token(c)) << name;
+        EXPECT_EQ(uint64_t(per), kv_bytes_per_token(c, {})) << name;
         // The independent count from the fixture's hyperparameters.
         const int64_t want =
             c.use_mla ? int64_t(c.n_layer) * (c.mla.kv_lora_rank + c.mla.qk_rope) * 4
                       : int64_t(c.n_layer) * 2 * c.attn[0].n_head_kv * c.attn[0].head_dim * 4;
-        EXPECT_EQ(int64_t(kv_bytes_per_token(c)), want) << name;
+        EXPECT_EQ(int64_t(kv_bytes_per_token(c, {})), want) << name;
     }
 }
 

@@ -151,6 +151,7 @@ void measure_perplexity(const Model& m, const Tokenizer& tok, const std::string&
     po.batch1_windows = 0;
     po.max_windows = o.ppl_windows;
     po.n_threads = o.n_threads;
+    po.kv_types = o.kv_types;
     r.ppl_ctx = po.n_ctx;
     auto pp = evaluate_perplexity(m, nullptr, text_ids, po);
     if (!pp) {
@@ -184,6 +185,7 @@ void measure_routing_sections(const Model& m, const Tokenizer& tok,
             so.ppl.bos = tok.add_bos() ? tok.bos() : -1;
             so.ppl.max_windows = o.ppl_windows;
             so.ppl.n_threads = o.n_threads;
+            so.ppl.kv_types = o.kv_types;
             so.decode_tokens = o.sweep_decode_tokens;
             auto sw = run_top_k_sweep(m, text_ids, *ks, so);
             if (sw)
@@ -198,6 +200,7 @@ void measure_routing_sections(const Model& m, const Tokenizer& tok,
         } else {
             DomainOptions dopt = o.domain_opt;
             dopt.n_threads = o.n_threads;
+            dopt.kv_types = o.kv_types;
             auto d = measure_domains(m, tok, o.domains, dopt);
             if (d)
                 r.domains = std::move(*d);
@@ -244,6 +247,7 @@ ModelMeasures measure_model(const std::string& path, const CompareOptions& o) {
     }
     SessionOptions so;
     so.n_threads = o.n_threads;
+    so.kv_types = o.kv_types;
     auto session = Session::create(m, so);
     if (!session) {
         r.error = session.message();

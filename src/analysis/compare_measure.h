@@ -27,6 +27,7 @@ struct CompareOptions {
     int sweep_decode_tokens = 64;
     std::vector<DomainText> domains;   // non-empty: routing per domain text (MoE model)
     DomainOptions domain_opt;
+    KvTypes kv_types;                  // --cache-type-k / --cache-type-v of the measurements
 };
 
 std::vector<std::string> default_compare_prompts();

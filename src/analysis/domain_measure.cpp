@@ -65,6 +65,7 @@ Result<nlohmann::json> measure_domains(const Model& m, const Tokenizer& tok,
     so.n_ctx = opt.n_ctx;
     so.n_batch = opt.n_ctx;
     so.n_threads = opt.n_threads;
+    so.kv_types = opt.kv_types;
     MOE_TRY(const std::unique_ptr<Session> sess, Session::create(m, so));
     RoutingStats rs(m);
     std::vector<std::string> names;

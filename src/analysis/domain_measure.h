@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "models/kv_layout.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,6 +27,7 @@ struct DomainOptions {
     int n_permutations = 1000;
     uint64_t seed = 1;
     int n_threads = 0;
+    KvTypes kv_types;  // --cache-type-k / --cache-type-v
 };
 
 // "NAME=FILE" arguments: names of letters, digits, '-', '_' (at most 32), distinct, at least two.

@@ -6,7 +6,6 @@
 #include <map>
 #include <sstream>
 
-#include "models/kv_layout.h"
 
 namespace moe {
 
@@ -226,14 +225,14 @@ Result<ParamReport> count_planned_params(const Model& m, bool tied_embeddings,
     return count_params(m.config, std::move(ts));
 }
 
-uint64_t kv_bytes_per_token(const ModelConfig& c) {
+uint64_t kv_bytes_per_token(const ModelConfig& c, KvTypes t) {
     uint64_t per = 0;
-    for (int il = 0; il < c.n_layer; ++il) per += uint64_t(kv_layer_token_bytes(c, il));
+    for (int il = 0; il < c.n_layer; ++il) per += uint64_t(kv_layer_token_bytes(c, il, t));
     return per;
 }
 
-uint64_t kv_cache_bytes(const ModelConfig& c, int64_t n_ctx) {
-    return kv_bytes_per_token(c) * uint64_t(std::max<int64_t>(0, n_ctx));
+uint64_t kv_cache_bytes(const ModelConfig& c, int64_t n_ctx, KvTypes t) {
+    return kv_bytes_per_token(c, t) * uint64_t(std::max<int64_t>(0, n_ctx));
 }
 
 }  // namespace moe

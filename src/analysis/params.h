@@ -21,6 +21,7 @@
 #include "core/result.h"
 #include "core/tensor.h"
 #include "formats/model_source.h"
+#include "models/kv_layout.h"
 #include "models/model.h"
 
 namespace moe {
@@ -107,9 +108,10 @@ StoragePolicy published_storage(std::string_view arch);
 Result<ParamReport> count_planned_params(const Model& m, bool tied_embeddings,
                                          const StoragePolicy& policy);
 
-// Bytes of the engine's KV cache (f32) for n_ctx positions of one sequence: standard attention
-// keeps K and V (n_kv_head * head_dim each) per layer, MLA the latent (kv_lora + rope).
-uint64_t kv_cache_bytes(const ModelConfig& c, int64_t n_ctx);
-uint64_t kv_bytes_per_token(const ModelConfig& c);
+// Bytes of the engine's KV cache for n_ctx positions of one sequence, rows stored as t: standard
+// attention keeps K and V (n_kv_head * head_dim each) per layer, MLA the latent (kv_lora + rope).
+// Sums models/kv_layout.h's per-layer count, the one the cache allocates with.
+uint64_t kv_cache_bytes(const ModelConfig& c, int64_t n_ctx, KvTypes t);
+uint64_t kv_bytes_per_token(const ModelConfig& c, KvTypes t);
 
 }  // namespace moe

@@ -211,6 +211,7 @@ Result<PerplexityResult> evaluate_perplexity(const Model& model, const Model* re
     so.n_ctx = n_ctx;
     so.n_batch = n_ctx;  // one forward pass per window: the router trace is [layer, token]
     so.n_threads = opt.n_threads;
+    so.kv_types = opt.kv_types;
     MOE_TRY(const std::unique_ptr<Session> session, Session::create(model, so));
     Session& sess = *session;
     std::unique_ptr<Session> ref_sess;

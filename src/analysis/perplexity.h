@@ -19,6 +19,7 @@
 
 #include "analysis/ppl_figure.h"
 #include "core/result.h"
+#include "models/kv_layout.h"
 #include "models/model.h"
 
 namespace moe {
@@ -36,6 +37,7 @@ struct PerplexityOptions {
     int batch1_windows = 1;  // windows also evaluated token by token (routing variance);
                              // 0: none, < 0: all
     int n_threads = 0;
+    KvTypes kv_types;  // --cache-type-k / --cache-type-v
 };
 
 struct RoutingDiff {

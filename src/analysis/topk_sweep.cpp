@@ -122,6 +122,7 @@ Result<SweepResult> run_top_k_sweep(const Model& model, std::span<const int32_t>
     so.n_ctx = n_ctx;
     so.n_batch = n_ctx;
     so.n_threads = opt.ppl.n_threads;
+    so.kv_types = opt.ppl.kv_types;
 
     std::vector<Arm> arms(ks.size());
     size_t ni = 0;

@@ -16,6 +16,7 @@ namespace {
 constexpr int kMaxBenchTokens = 32768;  // per test; the context is sized to -p + -n
 
 struct BenchArgs {
+    KvTypes kv;
     std::string model, prompt = "512", gen = "128", threads = "0";
     int reps = 5, bw_mib = 1024;
     bool json = false, deterministic = false;
@@ -48,6 +49,7 @@ Result<std::vector<int>> int_list(const std::string& opt, const std::string& s, 
 int run_bench_cmd(const BenchArgs& a) {
     BenchParams p;
     p.deterministic = a.deterministic;
+    p.kv_types = a.kv;
     auto pp = int_list("-p", a.prompt, kMaxBenchTokens);
     if (!pp) return report(pp.message());
     auto tg = int_list("-n", a.gen, kMaxBenchTokens);
@@ -90,6 +92,7 @@ void register_bench_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
     add_mem_budget_options(cmd, a->budget);
+    add_kv_cache_options(cmd, a->kv);
     cmd->add_option("-p,--n-prompt", a->prompt, "prompt lengths, comma list (default 512)");
     cmd->add_option("-n,--n-gen", a->gen, "generation lengths, comma list (default 128)");
     cmd->add_option("-t,--threads", a->threads, "thread counts, comma list (default: all cores)");

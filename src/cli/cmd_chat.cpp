@@ -39,6 +39,7 @@ extern "C" void chat_on_sigint(int) {
 }
 
 struct ChatArgs {
+    KvTypes kv;
     std::string model, system;
     int n_predict = 512, threads = 0, ctx = 0;
     bool ignore_eos = false;
@@ -82,6 +83,7 @@ int run_chat(ChatArgs a) {
     if (!tok) return report(fmt::format("{}: {}", a.model, tok.message()));
     SessionOptions so;
     so.n_threads = a.threads;
+    so.kv_types = a.kv;
     so.n_ctx = a.ctx;
     auto session = Session::create(**model, so);
     if (!session) return report(session.message());
@@ -220,6 +222,7 @@ void register_chat_command(CLI::App& app, int& exit_code) {
     auto* cmd = app.add_subcommand("chat", "interactive multi-turn chat in the terminal");
     cmd->add_option("-m,--model", a->model, "GGUF file or HF folder (default: bundled demo MoE)");
     add_weight_memory_options(cmd);
+    add_kv_cache_options(cmd, a->kv);
     cmd->add_option("--system", a->system, "system message");
     cmd->add_option("-n,--n-predict", a->n_predict, "max tokens per reply")
         ->check(CLI::NonNegativeNumber);

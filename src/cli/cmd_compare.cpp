@@ -126,6 +126,7 @@ void register_compare_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-n,--n-predict", a->o.n_predict, "tokens generated per prompt")
         ->check(CLI::Range(0, 1 << 16));
     cmd->add_option("-t,--threads", a->o.n_threads, "threads (default: all cores)");
+    add_kv_cache_options(cmd, a->o.kv_types);
     cmd->add_option("--text", a->text, "perplexity text (default: data/eval-kjv.txt)");
     cmd->add_option("--ppl-ctx", a->o.ppl_ctx, "perplexity window in tokens")
         ->check(CLI::Range(1, 1 << 16));

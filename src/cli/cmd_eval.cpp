@@ -30,6 +30,7 @@ namespace moe::cli {
 namespace {
 
 struct EvalArgs {
+    KvTypes kv;
     std::string model, file, ref, top_k, html;
     int decode_tokens = 64;
     int n_ctx = 512, stride = 0, threads = 0, chunks = 0, b1_chunks = 1;
@@ -188,6 +189,7 @@ int run_eval(const EvalArgs& a) {
     opt.max_windows = a.chunks;
     opt.batch1_windows = a.b1_chunks;
     opt.n_threads = a.threads;
+    opt.kv_types = a.kv;
     auto plan = plan_windows(int64_t(ids.size()), opt);
     if (!plan) return report(fmt::format("{}: {}", a.file, plan.message()));
     if (!ks.empty()) return run_sweep(a, m, ks, ids, opt);
@@ -264,6 +266,7 @@ void register_eval_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
     add_mem_budget_options(cmd, a->budget);
+    add_kv_cache_options(cmd, a->kv);
     cmd->add_option("-f,--file", a->file, "text file (read as raw bytes)")->required();
     cmd->add_option("-c,--ctx", a->n_ctx, "window length in tokens (default 512)")
         ->check(kContextRange);

@@ -27,6 +27,7 @@ struct InspectArgs {
     int64_t n_ctx = 4096;
     double vram_gib = -1;
     bool json = false, tensors = false;
+    KvTypes kv;  // --cache-type-k / --cache-type-v
 };
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
@@ -104,6 +105,30 @@ Result<Inspected> inspect_preset(const std::string& name, const std::string& typ
     return r;
 }
 
+// The KV cache at the context with K and V both in each type (what --cache-type-k/v save).
+struct KvOption {
+    DType type;
+    bool allowed = false;
+    std::string why_not;
+    uint64_t per_token = 0, bytes = 0;
+};
+std::vector<KvOption> kv_options(const ModelConfig& c, int64_t n_ctx) {
+    std::vector<KvOption> out;
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0}) {
+        KvOption o{t};
+        const KvTypes both{t, t};
+        if (auto ok = check_kv_types(c, both); !ok) {
+            o.why_not = ok.message();
+        } else {
+            o.allowed = true;
+            o.per_token = kv_bytes_per_token(c, both);
+            o.bytes = kv_cache_bytes(c, n_ctx, both);
+        }
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
 struct Fit {
     bool fits = false;
     double margin = 0;  // bytes left (negative: short by)
@@ -123,8 +148,8 @@ struct Memory {
 Memory estimate_memory(const InspectArgs& a, const Inspected& in) {
     Memory m;
     const ModelConfig& c = in.model->config;
-    m.kv_tok = kv_bytes_per_token(c);
-    m.kv = kv_cache_bytes(c, a.n_ctx);
+    m.kv_tok = kv_bytes_per_token(c, a.kv);
+    m.kv = kv_cache_bytes(c, a.n_ctx, a.kv);
     m.resident = in.params.weight_bytes + m.kv;
     m.mem = read_meminfo();
     if (m.mem) {
@@ -191,6 +216,14 @@ void print_json(const InspectArgs& a, const Inspected& in, const Memory& mm) {
     m["n_ctx"] = a.n_ctx;
     m["kv_bytes_per_token"] = kv_tok;
     m["kv_bytes"] = kv;
+    m["kv_type_k"] = std::string(dtype_name(a.kv.k));
+    m["kv_type_v"] = std::string(dtype_name(c.use_mla ? a.kv.k : a.kv.v));
+    nlohmann::json by_type = nlohmann::json::object();
+    for (const KvOption& o : kv_options(c, a.n_ctx))
+        by_type[std::string(dtype_name(o.type))] =
+            o.allowed ? nlohmann::json{{"bytes_per_token", o.per_token}, {"bytes", o.bytes}}
+                      : nlohmann::json{{"unavailable", o.why_not}};
+    m["kv_by_type"] = by_type;
     m["weights_bytes"] = pr.weight_bytes;
     m["resident_bytes"] = resident;
     if (mem) {
@@ -315,7 +348,17 @@ void print_memory(const InspectArgs& a, const Inspected& in, const Memory& mm) {
     const auto &ram_total = mm.ram_total, &ram_avail = mm.ram_avail, &vram = mm.vram;
     fmt::print("\nresident memory at -c {} (one sequence)\n", a.n_ctx);
     fmt::print("  weights     {}\n", gib(pr.weight_bytes));
-    fmt::print("  KV cache    {}  (f32, {:.1f} KiB per token)\n", gib(kv), double(kv_tok) / 1024.0);
+    const ModelConfig& c = in.model->config;
+    const std::string types =
+        c.use_mla ? fmt::format("MLA rows {}", dtype_name(a.kv.k))
+                  : fmt::format("K {}, V {}", dtype_name(a.kv.k), dtype_name(a.kv.v));
+    fmt::print("  KV cache    {}  ({}, {:.1f} KiB per token)\n", gib(kv), types,
+               double(kv_tok) / 1024.0);
+    std::string by_type;
+    for (const KvOption& o : kv_options(c, a.n_ctx))
+        by_type += o.allowed ? fmt::format("  {} {}", dtype_name(o.type), gib(o.bytes))
+                             : fmt::format("  {} n/a", dtype_name(o.type));
+    fmt::print("  KV by type (K and V both, --cache-type-k/v):{}\n", by_type);
     fmt::print("  total       {}  (activation buffers not counted)\n", gib(resident));
     if (mem) {
         fmt::print(
@@ -357,6 +400,7 @@ int run_inspect(const InspectArgs& a) {
     auto res = a.like.empty() ? inspect_file(a.model) : inspect_preset(a.like, a.type);
     if (!res) return report(res.message());
     const Inspected& in = *res;
+    if (auto k = check_kv_types(in.model->config, a.kv); !k) return report(k.message());
     const Memory mem = estimate_memory(a, in);
     if (a.json) {
         print_json(a, in, mem);
@@ -386,6 +430,7 @@ void register_inspect_command(CLI::App& app, int& exit_code) {
         ->check(kContextRange);
     cmd->add_option("--vram", a->vram_gib, "also say whether it fits in this many GiB")
         ->check(finite_in(0, 1 << 20));
+    add_kv_cache_options(cmd, a->kv);
     cmd->add_flag("--json", a->json, "print one JSON object");
     cmd->add_flag("--tensors", a->tensors, "also list every tensor with its role");
     cmd->callback([a, &exit_code] { exit_code = run_inspect(*a); });

@@ -15,6 +15,7 @@ namespace moe::cli {
 namespace {
 
 struct LogitsArgs {
+    KvTypes kv;
     std::string model, tokens, out, router_out;
     std::vector<std::string> overrides;
     int threads = 0;
@@ -37,6 +38,7 @@ int run_logits(const LogitsArgs& a) {
     const Model& m = **model;
     SessionOptions so;
     so.n_threads = a.threads;
+    so.kv_types = a.kv;
     so.n_ctx = std::max<int>(int(toks->size()), std::min(m.config.n_ctx_train, 4096));
     so.n_batch = int(toks->size());
     auto session = Session::create(m, so);
@@ -63,6 +65,7 @@ void register_logits_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
     add_mem_budget_options(cmd, a->budget);
+    add_kv_cache_options(cmd, a->kv);
     cmd->add_option("--tokens", a->tokens, "comma-separated token ids")->required();
     cmd->add_option("-o,--output", a->out, "output file: float32 [n_tokens, n_vocab]")->required();
     cmd->add_option("--router-out", a->router_out,

@@ -59,6 +59,7 @@ void register_routing_stats_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder")->required();
     add_weight_memory_options(cmd);
     add_mem_budget_options(cmd, a->budget);
+    add_kv_cache_options(cmd, a->opt.kv_types);
     cmd->add_option("--domain", a->domains, "NAME=FILE, one per domain (at least two)")->required();
     cmd->add_option(
         "-o,--output", a->output,

@@ -16,6 +16,7 @@ namespace moe::cli {
 namespace {
 
 struct RunArgs {
+    KvTypes kv;
     std::string model, prompt = "Once upon a time", routing_stats;
     std::vector<std::string> overrides;
     int n_predict = 64, threads = 0, ctx = 0;
@@ -36,6 +37,7 @@ int run_generate(RunArgs a) {
     if (!tok) return report(fmt::format("{}: {}", a.model, tok.message()));
     SessionOptions so;
     so.n_threads = a.threads;
+    so.kv_types = a.kv;
     so.n_ctx = a.ctx;
     auto session = Session::create(**model, so);
     if (!session) return report(session.message());
@@ -102,6 +104,7 @@ void register_run_command(CLI::App& app, int& exit_code) {
     cmd->add_option("-m,--model", a->model, "GGUF file or HF folder (default: bundled demo MoE)");
     add_weight_memory_options(cmd);
     add_mem_budget_options(cmd, a->budget);
+    add_kv_cache_options(cmd, a->kv);
     cmd->add_option("-p,--prompt", a->prompt, "prompt text");
     cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")
         ->check(CLI::NonNegativeNumber);

@@ -24,6 +24,7 @@ namespace moe::cli {
 namespace {
 
 struct ServeArgs {
+    KvTypes kv;
     std::vector<std::string> models;
     server::ServerOptions server;
     std::string reasoning_format = "deepseek";
@@ -132,6 +133,7 @@ Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
     so.max_queue = a.max_queue;
     so.session.n_ctx = a.ctx;
     so.session.n_threads = a.threads;
+    so.session.kv_types = a.kv;
     so.session.kv_tokens = a.kv_tokens;
     so.session.deterministic = a.deterministic;
     so.session.isa = spec.isa;
@@ -228,6 +230,7 @@ void register_serve_command(CLI::App& app, int& exit_code) {
                   "batch invariance: a request's output does not depend on the other requests "
                   "of a step (greedy output equals a single-request run; prompts are slower)");
     add_weight_memory_options(cmd);
+    add_kv_cache_options(cmd, a->kv);
     cmd->add_option("--host", a->server.host, "address to listen on")->capture_default_str();
     cmd->add_option("--port", a->server.port, "port (0: any free port)")
         ->check(CLI::Range(0, 65535))

@@ -107,6 +107,17 @@ Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n
     return {};
 }
 
+void add_kv_cache_options(CLI::App* cmd, KvTypes& t) {
+    const auto add = [cmd](const char* name, DType& slot, const char* what) {
+        cmd->add_option_function<std::string>(
+               name, [&slot](const std::string& v) { slot = *dtype_from_name(v); },
+               fmt::format("KV cache type of {} rows: f32 (default), f16, bf16, q8_0", what))
+            ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}, CLI::ignore_case));
+    };
+    add("--cache-type-k", t.k, "key (MLA: the latent and rotated key)");
+    add("--cache-type-v", t.v, "value (MLA has none)");
+}
+
 void add_sampling_options(CLI::App* cmd, SamplerParams& sp) {
     cmd->add_option("--seed", sp.seed, "random seed");
     cmd->add_option("--temp", sp.temp, "temperature (0 = greedy)");

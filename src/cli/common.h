@@ -10,6 +10,7 @@
 
 #include "core/result.h"
 #include "models/model.h"
+#include "models/kv_layout.h"
 #include "runtime/sampler.h"
 
 namespace moe::cli {
@@ -42,6 +43,9 @@ void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a);
 // After load_model: applies the budget (if any) for a context of n_ctx tokens x n_seq; prints
 // the one-line note (cache size, or resident mode) on stderr.
 Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq = 1);
+// --cache-type-k / --cache-type-v: the types the KV cache stores rows in (f32, f16, bf16, q8_0;
+// default f32). Whether the model's widths allow them is the session's check.
+void add_kv_cache_options(CLI::App* cmd, KvTypes& t);
 
 // A CLI11 check that a number is finite and in [lo, hi] (CLI::Range lets NaN through).
 CLI::Validator finite_in(double lo, double hi);

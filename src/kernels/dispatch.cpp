@@ -8,6 +8,7 @@
 #include <string>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/ops.h"
 #include "kernels/ref/quantize.h"
 #include "kernels/ref/vec_dot_ref.h"
 
@@ -257,6 +258,44 @@ QuantizeActFn find_quantizer(ActFormat f, Isa isa) {
             return ref::quantize_row_q8_k;
     }
     return nullptr;
+}
+
+namespace {
+void ref_f16_to_f32(const void* s, float* d, int64_t n) { ops::dequantize_row(DType::F16, s, d, n); }
+void ref_bf16_to_f32(const void* s, float* d, int64_t n) {
+    ops::dequantize_row(DType::BF16, s, d, n);
+}
+void ref_q8_0_to_f32(const void* s, float* d, int64_t n) {
+    ops::dequantize_row(DType::Q8_0, s, d, n);
+}
+}  // namespace
+
+RowToF32Fn find_row_to_f32(DType t, Isa isa) {
+#ifdef MOE_X86
+    // The 256-bit versions serve both ISAs (the conversion is memory-bound).
+    if (isa >= Isa::Avx2 && isa_supported(Isa::Avx2)) {
+        switch (t) {
+            case DType::F16:
+                return cpu::avx2::f16_to_f32_row;
+            case DType::BF16:
+                return cpu::avx2::bf16_to_f32_row;
+            case DType::Q8_0:
+                return cpu::avx2::q8_0_to_f32_row;
+            default:
+                break;
+        }
+    }
+#endif
+    switch (t) {
+        case DType::F16:
+            return ref_f16_to_f32;
+        case DType::BF16:
+            return ref_bf16_to_f32;
+        case DType::Q8_0:
+            return ref_q8_0_to_f32;
+        default:
+            return nullptr;
+    }
 }
 
 }  // namespace moe::kern

@@ -115,4 +115,9 @@ const DotKernel* exact_kernel(DType wtype, Isa isa);
 // The activation quantizer of format f on isa (nullptr for F32).
 QuantizeActFn find_quantizer(ActFormat f, Isa isa);
 
+// n elements of a KV cache row stored as t (F16, BF16, Q8_0: n a multiple of 32) to f32, the
+// same values as ops::dequantize_row. nullptr for F32 (read in place) and other types.
+using RowToF32Fn = void (*)(const void* src, float* dst, int64_t n);
+RowToF32Fn find_row_to_f32(DType t, Isa isa);
+
 }  // namespace moe::kern

@@ -59,17 +59,34 @@ void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const flo
                  std::span<const ExpertWeights> experts, const GluParams& act, float* y,
                  ThreadPool& pool, ExpertRange only = {});
 
+// Types a KV cache row can be stored in: F32, F16, BF16, Q8_0.
+bool kv_type_supported(DType t);
+// dst = src[0..n) stored as t (a KV type): f16 / bf16 rounded to nearest even, Q8_0 as GGUF's
+// blocks (fp16 scale + 32 int8, n a multiple of 32). dequantize_row reads it back.
+void convert_row(DType t, const float* src, void* dst, int64_t n);
+
 // One layer's paged KV cache as attention reads it: position pos of sequence s is row
-// pages[s][pos / page_tokens] * page_tokens + pos % page_tokens of k (k_row floats) and of v.
+// pages[s][pos / page_tokens] * page_tokens + pos % page_tokens of k (k_row elements stored as
+// k_type) and of v. A head's slice starts at a whole block (q8_0: head widths of 32k).
 struct KvPages {
-    const float* k = nullptr;
-    const float* v = nullptr;
+    const void* k = nullptr;
+    const void* v = nullptr;
     int64_t k_row = 0, v_row = 0;
     int page_tokens = 1;
     std::span<const std::vector<int32_t>> pages;  // [n_seq]: page ids in position order
+    DType k_type = DType::F32, v_type = DType::F32;
     int64_t slot(int s, int64_t pos) const {
         return int64_t(pages[size_t(s)][size_t(pos / page_tokens)]) * page_tokens +
                pos % page_tokens;
+    }
+    // Element e (at a block boundary) of the k / v row of a slot.
+    const uint8_t* k_at(int64_t slot, int64_t e) const {
+        return static_cast<const uint8_t*>(k) + slot * dtype_row_bytes(k_type, k_row) +
+               dtype_row_bytes(k_type, e);
+    }
+    const uint8_t* v_at(int64_t slot, int64_t e) const {
+        return static_cast<const uint8_t*>(v) + slot * dtype_row_bytes(v_type, v_row) +
+               dtype_row_bytes(v_type, e);
     }
 };
 

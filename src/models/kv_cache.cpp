@@ -9,18 +9,18 @@ int64_t pages_for(int64_t tokens) {
 }
 }  // namespace
 
-int64_t KvCache::token_bytes(const ModelConfig& c) {
+int64_t KvCache::token_bytes(const ModelConfig& c, KvTypes types) {
     int64_t b = 0;
-    for (int il = 0; il < c.n_layer; ++il) b += kv_layer_token_bytes(c, il);
+    for (int il = 0; il < c.n_layer; ++il) b += kv_layer_token_bytes(c, il, types);
     return b;
 }
 
-int64_t KvCache::pool_bytes(const ModelConfig& c, int64_t pool_tokens) {
-    return pages_for(pool_tokens) * kPageTokens * token_bytes(c);
+int64_t KvCache::pool_bytes(const ModelConfig& c, int64_t pool_tokens, KvTypes types) {
+    return pages_for(pool_tokens) * kPageTokens * token_bytes(c, types);
 }
 
-KvCache::KvCache(const ModelConfig& c, int n_ctx, int n_seq, int64_t pool_tokens)
-    : n_ctx_(n_ctx), n_seq_(n_seq), table_(size_t(std::max(0, n_seq))) {
+KvCache::KvCache(const ModelConfig& c, int n_ctx, int n_seq, int64_t pool_tokens, KvTypes types)
+    : n_ctx_(n_ctx), n_seq_(n_seq), types_(types), table_(size_t(std::max(0, n_seq))) {
     if (pool_tokens <= 0) pool_tokens = int64_t(n_ctx) * n_seq;
     pages_total_ = pages_for(pool_tokens);
     const int64_t slots = pages_total_ * kPageTokens;
@@ -28,10 +28,10 @@ KvCache::KvCache(const ModelConfig& c, int n_ctx, int n_seq, int64_t pool_tokens
         const KvRowWidth w = kv_row_width(c, il);
         k_width_.push_back(w.k);
         v_width_.push_back(w.v);
-        k_mem_.emplace_back(size_t(slots * w.k) * sizeof(float));
-        v_mem_.emplace_back(size_t(slots * w.v) * sizeof(float));
-        k_.push_back(k_mem_.back().as<float>());
-        v_.push_back(v_mem_.back().as<float>());
+        k_mem_.emplace_back(size_t(slots * dtype_row_bytes(types.k, w.k)));
+        v_mem_.emplace_back(size_t(slots * dtype_row_bytes(types.v, w.v)));
+        k_.push_back(k_mem_.back().as<uint8_t>());
+        v_.push_back(v_mem_.back().as<uint8_t>());
     }
     // Page 0 is taken first, so a lone sequence fills the pool from its start as before.
     free_.resize(size_t(pages_total_));
@@ -74,8 +74,10 @@ void KvCache::store(int il, const Batch& b, const float* k, const float* v) {
     const int64_t kw = k_width(il), vw = v_width(il);
     for (int64_t t = 0; t < b.size(); ++t) {
         const int s = b.seq[size_t(t)], p = b.pos[size_t(t)];
-        std::copy_n(k + t * kw, kw, this->k(il, s, p));
-        if (v) std::copy_n(v + t * vw, vw, this->v(il, s, p));
+        ops::convert_row(types_.k, k + t * kw, k_[size_t(il)] + slot(s, p) * k_row_bytes(il), kw);
+        if (v)
+            ops::convert_row(types_.v, v + t * vw, v_[size_t(il)] + slot(s, p) * v_row_bytes(il),
+                             vw);
     }
 }
 

@@ -4,11 +4,13 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
+#include "core/result.h"
 #include "models/model.h"
 
 namespace moe {
 
-// f32 elements of one position's rows in layer il: standard attention keeps K and V
+// Elements of one position's rows in layer il: standard attention keeps K and V
 // (n_head_kv * head_dim each), MLA the compressed latent plus the rotated shared key
 // (kv_lora + rope) and no V.
 struct KvRowWidth {
@@ -16,7 +18,18 @@ struct KvRowWidth {
 };
 KvRowWidth kv_row_width(const ModelConfig& c, int il);
 
-// Bytes of one position in layer il (K + V rows, f32).
-int64_t kv_layer_token_bytes(const ModelConfig& c, int il);
+// The types K and V rows are stored in (--cache-type-k / --cache-type-v): f32, f16, bf16 or
+// q8_0. MLA's one row (latent | rotated key, which is also its value) takes k.
+struct KvTypes {
+    DType k = DType::F32, v = DType::F32;
+};
+
+// Checks every layer's rows can be stored in t: KV types only, and q8_0 needs each head's slice
+// to be whole blocks (head_dim, MLA's kv_lora and rope widths multiples of 32). The error names
+// the layer and the width.
+Result<void> check_kv_types(const ModelConfig& c, KvTypes t);
+
+// Bytes of one position in layer il (K + V rows in their types).
+int64_t kv_layer_token_bytes(const ModelConfig& c, int il, KvTypes t);
 
 }  // namespace moe

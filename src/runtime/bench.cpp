@@ -168,6 +168,7 @@ Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
         so.n_ctx = n_ctx;
         so.n_batch = max_p;
         so.deterministic = p.deterministic;
+        so.kv_types = p.kv_types;
         MOE_TRY(const std::unique_ptr<Session> session, Session::create(m, so));
         Session& s = *session;
         const int nt = s.pool().size();

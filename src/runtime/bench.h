@@ -13,6 +13,7 @@
 
 #include "core/result.h"
 #include "core/thread_pool.h"
+#include "models/kv_layout.h"
 #include "models/model.h"
 
 namespace moe {
@@ -45,6 +46,7 @@ struct BenchParams {
     uint64_t bandwidth_bytes = uint64_t(1) << 30;
     uint64_t seed = 1;
     bool deterministic = false;      // SessionOptions::deterministic (batch-invariant kernels)
+    KvTypes kv_types;                // SessionOptions::kv_types
 };
 
 struct BenchResult {

@@ -23,7 +23,8 @@ int default_ctx(const Model& m, int n) {
 
 Session::Session(const Model& m, const SessionOptions& opt)
     : m_(m),
-      kv_(m.config, default_ctx(m, opt.n_ctx), std::max(1, opt.n_seq), opt.kv_tokens),
+      kv_(m.config, default_ctx(m, opt.n_ctx), std::max(1, opt.n_seq), opt.kv_tokens,
+          opt.kv_types),
       pool_(default_threads(opt.n_threads)),
       n_batch_(std::max(1, opt.n_batch)),
       n_past_(size_t(std::max(1, opt.n_seq)), 0) {
@@ -38,10 +39,11 @@ Result<std::unique_ptr<Session>> Session::create(const Model& m, const SessionOp
     if (opt.n_threads < 0 || opt.n_threads > max_threads())  // ThreadPool::create's message
         return ThreadPool::create(opt.n_threads).error();
     if (opt.kv_tokens < 0) return make_error("KV pool of {} tokens is negative", opt.kv_tokens);
+    MOE_TRY_VOID(check_kv_types(m.config, opt.kv_types));
     // The pool is mapped lazily, but a pool beyond the memory there is would fail mid-request.
     const int n_ctx = default_ctx(m, opt.n_ctx);
     const int64_t tokens = opt.kv_tokens > 0 ? opt.kv_tokens : int64_t(n_ctx) * opt.n_seq;
-    const double bytes = double(tokens) * double(KvCache::token_bytes(m.config));
+    const double bytes = double(tokens) * double(KvCache::token_bytes(m.config, opt.kv_types));
     const auto mem = read_meminfo();
     const double limit = mem ? double(mem->available) : double(int64_t(1) << 62);
     if (bytes > limit)

@@ -22,6 +22,9 @@ struct SessionOptions {
     // KV pool capacity in tokens, shared by all sequences in pages of kv_page_tokens positions
     // (0: n_ctx * n_seq, every sequence can reach n_ctx at once).
     int64_t kv_tokens = 0;
+    // The types K and V rows are stored in (f32: exact; f16 / bf16 halve the cache, q8_0 takes
+    // 34/128 of it). Checked against the model by create().
+    KvTypes kv_types;
     // Batch invariance: a row's result does not depend on what else is in the batch (same kernel
     // path and accumulation order whatever the number of rows an expert or matrix gets).
     bool deterministic = false;
@@ -60,6 +63,7 @@ class Session {
     ThreadPool& pool() { return pool_; }
     const KernelOptions& kernel_options() const { return pool_.kernel_options(); }
     size_t kv_bytes() const { return kv_.bytes(); }
+    KvTypes kv_types() const { return kv_.types(); }
 
     // Evaluates an arbitrary batch; logits [n_outputs, n_vocab] in batch order.
     Result<std::vector<float>> eval(const Batch& b, RouterTrace* trace = nullptr);

@@ -1,9 +1,10 @@
 // ops::attention on CPU: one task per (token, head) over the pool; each walks its sequence's
-// cache page by page (rows of one page are contiguous).
+// cache page by page (rows of one page are contiguous), in the cache's row types.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/dispatch.h"
 #include "kernels/ops.h"
 
 namespace moe::ops {
@@ -50,8 +51,18 @@ void attention(const AttentionParams& a, const float* q, int64_t T, const int32_
     const int64_t q_w = int64_t(nh) * a.k_dim, o_w = int64_t(nh) * a.v_dim;
     const int kd = a.k_dim, vd = a.v_dim, split = a.k_split;
     // Locals, not loads through `a` / `kv` that a float store into the scores might alias.
-    const int64_t k_row = kv.k_row, v_row = kv.v_row;
+    const int64_t k_bytes = dtype_row_bytes(kv.k_type, kv.k_row);
+    const int64_t v_bytes = dtype_row_bytes(kv.v_type, kv.v_row);
     const float scale = a.scale, cap = a.soft_cap;
+    // Rows stored in f16 / bf16 / q8_0 are converted a page run at a time (at most page_tokens
+    // head slices, L1-sized) into scratch, then read as f32 rows; f32 rows are read in place.
+    const kern::Isa isa = kern::resolve_isa(pool.kernel_options().isa);
+    const kern::RowToF32Fn k_conv = kern::find_row_to_f32(kv.k_type, isa);
+    const kern::RowToF32Fn v_conv = kern::find_row_to_f32(kv.v_type, isa);
+    const int64_t k_head_bytes = dtype_row_bytes(kv.k_type, kd);
+    const int64_t v_head_bytes = dtype_row_bytes(kv.v_type, vd);
+    const int64_t k_stride = k_conv ? kd : kv.k_row, v_stride = v_conv ? vd : kv.v_row;
+    const size_t conv_floats = size_t(kv.page_tokens) * size_t(std::max(kd, vd));
     pool.parallel_for(T * nh, [&](int64_t task) {
         const int64_t t = task / nh;
         const int h = int(task % nh), hk = h / group;
@@ -60,12 +71,27 @@ void attention(const AttentionParams& a, const float* q, int64_t T, const int32_
         const int64_t p0 =
             a.sliding_window > 0 ? std::max<int64_t>(0, last - a.sliding_window + 1) : 0;
         const float* qh = q + t * q_w + int64_t(h) * kd;
+        float* conv = nullptr;  // [page_tokens, max(kd, vd)]
+        if (k_conv || v_conv) {
+            auto& scratch = pool.scratch();
+            if (scratch.size() < conv_floats * sizeof(float))
+                scratch.resize(conv_floats * sizeof(float));
+            conv = reinterpret_cast<float*>(scratch.data());
+        }
+        // Rows [p, p + n) of one page: in place (f32) or converted into conv.
+        auto rows = [&](const void* base, int64_t p, int64_t n, int64_t row_bytes, int64_t head,
+                        int64_t width, kern::RowToF32Fn cv) -> const float* {
+            const uint8_t* r = static_cast<const uint8_t*>(base) + kv.slot(s, p) * row_bytes + head;
+            if (!cv) return reinterpret_cast<const float*>(r);
+            for (int64_t j = 0; j < n; ++j) cv(r + j * row_bytes, conv + j * width, width);
+            return conv;
+        };
         std::vector<float> sc(size_t(last - p0 + 1));  // [positions]
         for (int64_t p = p0, n; p <= last; p += n) {
             n = page_run(kv, p, last + 1);
-            const float* kr = kv.k + kv.slot(s, p) * k_row + int64_t(hk) * kd;
+            const float* kr = rows(kv.k, p, n, k_bytes, hk * k_head_bytes, kd, k_conv);
             for (int64_t j = 0; j < n; ++j) {
-                const float* k = kr + j * k_row;
+                const float* k = kr + j * k_stride;
                 const float d = split > 0
                                     ? dot(qh, k, split) + dot(qh + split, k + split, kd - split)
                                     : dot(qh, k, kd);
@@ -79,10 +105,10 @@ void attention(const AttentionParams& a, const float* q, int64_t T, const int32_
         std::fill(o, o + vd, 0.0f);
         for (int64_t p = p0, n; p <= last; p += n) {
             n = page_run(kv, p, last + 1);
-            const float* vr = kv.v + kv.slot(s, p) * v_row + int64_t(hk) * vd;
+            const float* vr = rows(kv.v, p, n, v_bytes, hk * v_head_bytes, vd, v_conv);
             for (int64_t j = 0; j < n; ++j) {
                 const float pr = sc[size_t(p - p0 + j)];
-                for (int i = 0; i < vd; ++i) o[i] += pr * vr[j * v_row + i];
+                for (int i = 0; i < vd; ++i) o[i] += pr * vr[j * v_stride + i];
             }
         }
     });

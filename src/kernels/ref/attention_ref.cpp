@@ -33,9 +33,11 @@ void attention(const ops::AttentionParams& p, const float* q, int64_t T, const i
             const int64_t first =
                 p.sliding_window > 0 ? std::max<int64_t>(0, pos[t] - p.sliding_window + 1) : 0;
             std::vector<double> score;  // [positions first..pos[t]]
+            std::vector<float> k(size_t(p.k_dim)), v(size_t(p.v_dim));  // stored rows, as f32
             for (int64_t j = first; j <= pos[t]; ++j) {
-                const float* k = kv.k + kv.slot(seq[t], j) * kv.k_row + int64_t(g) * p.k_dim;
-                double s = dot(qh, k, p.k_dim) * p.scale;
+                ops::dequantize_row(kv.k_type, kv.k_at(kv.slot(seq[t], j), int64_t(g) * p.k_dim),
+                                    k.data(), p.k_dim);
+                double s = dot(qh, k.data(), p.k_dim) * p.scale;
                 if (p.soft_cap > 0) s = p.soft_cap * std::tanh(s / p.soft_cap);
                 score.push_back(s);
             }
@@ -43,13 +45,15 @@ void attention(const ops::AttentionParams& p, const float* q, int64_t T, const i
             for (double s : score) mx = std::max(mx, s);
             double sum = p.sinks ? std::exp(p.sinks[h] - mx) : 0.0;
             for (double& s : score) sum += (s = std::exp(s - mx));
-            for (int i = 0; i < p.v_dim; ++i) {
-                double o = 0;
-                for (int64_t j = first; j <= pos[t]; ++j)
-                    o += score[size_t(j - first)] / sum *
-                         kv.v[kv.slot(seq[t], j) * kv.v_row + int64_t(g) * p.v_dim + i];
-                out[(t * p.n_head + h) * p.v_dim + i] = float(o);
+            std::vector<double> o(size_t(p.v_dim), 0.0);
+            for (int64_t j = first; j <= pos[t]; ++j) {
+                ops::dequantize_row(kv.v_type, kv.v_at(kv.slot(seq[t], j), int64_t(g) * p.v_dim),
+                                    v.data(), p.v_dim);
+                for (int i = 0; i < p.v_dim; ++i)
+                    o[size_t(i)] += score[size_t(j - first)] / sum * v[size_t(i)];
             }
+            for (int i = 0; i < p.v_dim; ++i)
+                out[(t * p.n_head + h) * p.v_dim + i] = float(o[size_t(i)]);
         }
 }
 

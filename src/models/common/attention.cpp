@@ -81,7 +81,7 @@ void mla_forward(const MlaConfig& c, const MlaWeights& w, int il, const float* x
     }
     // One shared key head; the values are the latents themselves (the first kv_lora of a row).
     ops::KvPages pages = kv.pages(il);
-    pages.v = pages.k, pages.v_row = pages.k_row;
+    pages.v = pages.k, pages.v_row = pages.k_row, pages.v_type = pages.k_type;
     ops::AttentionParams a;
     a.n_head = nh, a.n_head_kv = 1, a.k_dim = int(kva_w), a.k_split = lora, a.v_dim = lora;
     a.scale = c.scale;
