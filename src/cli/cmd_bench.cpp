@@ -56,7 +56,8 @@ int run_bench_cmd(const BenchArgs& a) {
     if (!tg) return report(tg.message());
     auto th = int_list("-t", a.threads, 4096);
     if (!th) return report(th.message());
-    if (a.reps < 1 || a.reps > 1000) return report(fmt::format("-r {} must be in [1, 1000]", a.reps));
+    if (a.reps < 1 || a.reps > 1000)
+        return report(fmt::format("-r {} must be in [1, 1000]", a.reps));
     if (a.bw_mib < 1 || a.bw_mib > 65536)
         return report(fmt::format("--bw-mib {} must be in [1, 65536]", a.bw_mib));
     p.n_prompt = *pp, p.n_gen = *tg, p.threads = *th, p.reps = a.reps;
@@ -66,7 +67,9 @@ int run_bench_cmd(const BenchArgs& a) {
     int max_p = 1, max_g = 0;
     for (int x : p.n_prompt) max_p = std::max(max_p, x);
     for (int x : p.n_gen) max_g = std::max(max_g, x);
-    if (auto b = apply_mem_budget(**model, a.budget, std::max(max_p, p.tg_prompt + max_g) + 8); !b)
+    if (auto b =
+            apply_mem_budget(**model, a.budget, std::max(max_p, p.tg_prompt + max_g) + 8, 1, a.kv);
+        !b)
         return report(b.message());
     const ModelFootprint fp = model_footprint(**model);
     auto r = run_bench(**model, p, [&](const BenchResult& res) {

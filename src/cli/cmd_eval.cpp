@@ -138,7 +138,8 @@ int run_sweep(const EvalArgs& a, const Model& m, const std::vector<int>& ks,
 
 int run_eval(const EvalArgs& a) {
     if (!a.top_k.empty() && !a.ref.empty())
-        return report("--top-k and --ref cannot be combined (the sweep compares with the native k)");
+        return report(
+            "--top-k and --ref cannot be combined (the sweep compares with the native k)");
     if (!a.html.empty() && a.top_k.empty()) return report("--html needs --top-k");
     auto text = read_text(a.file);
     if (!text) return report(text.message());
@@ -148,7 +149,8 @@ int run_eval(const EvalArgs& a) {
         return report(fmt::format("--stride {} must be in [1, {}]", a.stride, a.n_ctx - 1));
     auto model = load_model(a.model);
     if (!model) return report(model.message());
-    if (auto b = apply_mem_budget(**model, a.budget, a.n_ctx + 1); !b) return report(b.message());
+    if (auto b = apply_mem_budget(**model, a.budget, a.n_ctx + 1, 1, a.kv); !b)
+        return report(b.message());
     const Model& m = **model;
     std::vector<int> ks;
     if (!a.top_k.empty()) {

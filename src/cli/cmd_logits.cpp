@@ -23,8 +23,8 @@ struct LogitsArgs {
 };
 
 Result<void> write_f32(const std::string& path, const std::vector<float>& v) {
-    return write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(v.data()),
-                                                    v.size() * sizeof(float)));
+    return write_file_atomic(
+        path, std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
 }
 
 int run_logits(const LogitsArgs& a) {
@@ -34,7 +34,12 @@ int run_logits(const LogitsArgs& a) {
     if (!src) return report(src.message());
     auto model = load_model(*src);
     if (!model) return report(model.message());
-    if (auto b = apply_mem_budget(**model, a.budget, std::max<int>(int(toks->size()), std::min((*model)->config.n_ctx_train, 4096))); !b) return report(b.message());
+    if (auto b = apply_mem_budget(
+            **model, a.budget,
+            std::max<int>(int(toks->size()), std::min((*model)->config.n_ctx_train, 4096)), 1,
+            a.kv);
+        !b)
+        return report(b.message());
     const Model& m = **model;
     SessionOptions so;
     so.n_threads = a.threads;

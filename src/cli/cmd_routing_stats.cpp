@@ -30,7 +30,8 @@ int run_routing_stats(const RoutingStatsArgs& a) {
     if (!domains) return report(domains.message());
     auto model = load_model(a.model);
     if (!model) return report(model.message());
-    if (auto b = apply_mem_budget(**model, a.budget, 0); !b) return report(b.message());
+    if (auto b = apply_mem_budget(**model, a.budget, 0, 1, a.opt.kv_types); !b)
+        return report(b.message());
     if (a.top_k > 0)
         if (auto o = override_top_k((*model)->config, a.top_k); !o)
             return report(fmt::format("--top-k: {}", o.message()));

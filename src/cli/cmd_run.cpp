@@ -4,11 +4,11 @@
 #include <memory>
 
 #include "analysis/routing_stats.h"
-#include "core/sysinfo.h"
-#include "models/expert_store.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/sysinfo.h"
 #include "formats/override_source.h"
+#include "models/expert_store.h"
 #include "models/model.h"
 #include "runtime/generate.h"
 
@@ -32,7 +32,8 @@ int run_generate(RunArgs a) {
     if (!src) return report(src.message());
     auto model = load_model(*src);
     if (!model) return report(model.message());
-    if (auto b = apply_mem_budget(**model, a.budget, a.ctx); !b) return report(b.message());
+    if (auto b = apply_mem_budget(**model, a.budget, a.ctx, 1, a.kv); !b)
+        return report(b.message());
     auto tok = Tokenizer::from_source(*(*model)->source);
     if (!tok) return report(fmt::format("{}: {}", a.model, tok.message()));
     SessionOptions so;
@@ -86,7 +87,8 @@ int run_generate(RunArgs a) {
         const ExpertLayerStats c = (*model)->experts->stats().total();
         const double acc = double(c.hits + c.misses), n = double(st->n_prompt + st->n_generated);
         if (acc > 0)
-            fmt::print(stderr, "expert cache: {:.1f}% hits, {:.2f} MB read/token, {:.2f} s stalled\n",
+            fmt::print(stderr,
+                       "expert cache: {:.1f}% hits, {:.2f} MB read/token, {:.2f} s stalled\n",
                        100.0 * double(c.hits) / acc, double(c.bytes_read) / 1e6 / std::max(n, 1.0),
                        c.stall_s);
         if (const auto pm = read_process_memory(); pm && a.budget.gib > 0)

@@ -87,16 +87,17 @@ void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a) {
                       },
                       "expert cache of exactly N slots (one expert of one layer each), instead "
                       "of sizing it from --mem-budget")
-                  ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+                   ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     sl->excludes(b);
     if (auto* nm = cmd->get_option_no_throw("--no-mmap")) b->excludes(nm), sl->excludes(nm);
 }
 
-Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq) {
+Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq, KvTypes kv) {
     if (a.gib <= 0 && a.slots <= 0) return {};
     ExpertBudget b;
     b.budget_gib = a.gib;
     b.n_ctx = n_ctx, b.n_seq = n_seq;
+    b.kv_types = kv;
     MOE_TRY(b.policy, parse_cache_policy(a.policy));
     b.io_threads = a.io_threads;
     b.slots = uint64_t(a.slots);

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "core/result.h"
-#include "models/model.h"
 #include "models/kv_layout.h"
+#include "models/model.h"
 #include "runtime/sampler.h"
 
 namespace moe::cli {
@@ -42,7 +42,8 @@ struct MemBudgetArgs {
 void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a);
 // After load_model: applies the budget (if any) for a context of n_ctx tokens x n_seq; prints
 // the one-line note (cache size, or resident mode) on stderr.
-Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq = 1);
+Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq = 1,
+                              KvTypes kv = {});
 // --cache-type-k / --cache-type-v: the types the KV cache stores rows in (f32, f16, bf16, q8_0;
 // default f32). Whether the model's widths allow them is the session's check.
 void add_kv_cache_options(CLI::App* cmd, KvTypes& t);

@@ -17,6 +17,7 @@
 
 #include "core/result.h"
 #include "models/expert_store.h"
+#include "models/kv_layout.h"
 
 namespace moe {
 
@@ -28,6 +29,7 @@ struct ExpertBudget {
     double budget_gib = 0;  // whole process: weights + KV + buffers
     int n_ctx = 0;          // context the KV estimate is sized for (0: min(train, 4096))
     int n_seq = 1;
+    KvTypes kv_types;  // what the KV estimate is sized for
     CachePolicy policy = CachePolicy::Lfru;
     int io_threads = 4;
     uint64_t slots = 0;  // > 0: exactly this many slots, no budget arithmetic (tests, studies)
