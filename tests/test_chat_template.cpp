@@ -106,7 +106,8 @@ const char* kMixtralV01Template =
 // Qwen1.5-MoE-A2.7B-Chat / Qwen2-57B-A14B-Instruct.
 const char* kQwen2Template =
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "
-    "'<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' "
+    "'<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif "
+    "%}{{'<|im_start|>' "
     "+ message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if "
     "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
@@ -206,7 +207,8 @@ const char* kDeepSeek2Template =
     "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif "
     "%}{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ 'User: ' + "
     "message['content'] + '\\n\\n' }}{% elif message['role'] == 'assistant' %}{{ 'Assistant: ' + "
-    "message['content'] + eos_token }}{% elif message['role'] == 'system' %}{{ message['content'] + "
+    "message['content'] + eos_token }}{% elif message['role'] == 'system' %}{{ message['content'] "
+    "+ "
     "'\\n\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
 
 // deepseek-ai/DeepSeek-V3 (December 2024 release).
@@ -218,22 +220,30 @@ const char* kDeepSeek3Template =
     "message['content'] %}{% set ns.is_first_sp = false %}{%- else %}{% set ns.system_prompt = "
     "ns.system_prompt + '\\n\\n' + message['content'] %}{%- endif %}{%- endif %}{%- endfor "
     "%}{{bos_token}}{{ns.system_prompt}}{%- for message in messages %}{%- if message['role'] == "
-    "'user' %}{%- set ns.is_tool = false -%}{{'<｜User｜>' + message['content']}}{%- endif %}{%- if "
+    "'user' %}{%- set ns.is_tool = false -%}{{'<｜User｜>' + message['content']}}{%- endif %}{%- "
+    "if "
     "message['role'] == 'assistant' and message['content'] is none %}{%- set ns.is_tool = false "
     "-%}{%- for tool in message['tool_calls']%}{%- if not ns.is_first "
-    "%}{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + "
-    "tool['function']['name'] + '\\n' + '```json' + '\\n' + tool['function']['arguments'] + '\\n' + "
+    "%}{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + "
+    "'<｜tool▁sep｜>' + "
+    "tool['function']['name'] + '\\n' + '```json' + '\\n' + tool['function']['arguments'] + '\\n' "
+    "+ "
     "'```' + '<｜tool▁call▁end｜>'}}{%- set ns.is_first = true -%}{%- else %}{{'\\n' + "
-    "'<｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['name'] + '\\n' + "
+    "'<｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['name'] + '\\n' "
+    "+ "
     "'```json' + '\\n' + tool['function']['arguments'] + '\\n' + '```' + "
-    "'<｜tool▁call▁end｜>'}}{{'<｜tool▁calls▁end｜><｜end▁of▁sentence｜>'}}{%- endif %}{%- endfor %}{%- "
+    "'<｜tool▁call▁end｜>'}}{{'<｜tool▁calls▁end｜><｜end▁of▁sentence｜>'}}{%- endif %}{%- endfor "
+    "%}{%- "
     "endif %}{%- if message['role'] == 'assistant' and message['content'] is not none %}{%- if "
-    "ns.is_tool %}{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- set "
+    "ns.is_tool %}{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- "
+    "set "
     "ns.is_tool = false -%}{%- else %}{{'<｜Assistant｜>' + message['content'] + "
     "'<｜end▁of▁sentence｜>'}}{%- endif %}{%- endif %}{%- if message['role'] == 'tool' %}{%- set "
-    "ns.is_tool = true -%}{%- if ns.is_output_first %}{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' "
+    "ns.is_tool = true -%}{%- if ns.is_output_first "
+    "%}{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' "
     "+ message['content'] + '<｜tool▁output▁end｜>'}}{%- set ns.is_output_first = false %}{%- else "
-    "%}{{'\\n<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}{%- endif %}{%- "
+    "%}{{'\\n<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}{%- endif "
+    "%}{%- "
     "endif %}{%- endfor -%}{% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif %}{% if "
     "add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜>'}}{% endif %}";
 
@@ -257,7 +267,8 @@ const char* kLlama3Template =
 // openai/gpt-oss-20b: the template's main logic (system message macro, developer message,
 // message loop, generation prompt). The tool-definition macros, only reachable with `tools`,
 // are left out.
-const char* kGptOssTemplate = R"TPL({#- System Message Construction ============================================ #}
+const char* kGptOssTemplate =
+    R"TPL({#- System Message Construction ============================================ #}
 {%- macro build_system_message() -%}
     {%- if model_identity is not defined %}
         {%- set model_identity = "You are ChatGPT, a large language model trained by OpenAI." %}
@@ -343,14 +354,17 @@ const std::string kExpMixtral =
     "<s> [INST] You are a helpful assistant.\n\nHello! [/INST] Hi there! How can I help?</s> "
     "[INST] What is 2+2? [/INST]";
 const std::string kExpChatML =
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n"
+    "<|im_start|>system\nYou are a helpful "
+    "assistant.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n"
     "<|im_start|>assistant\nHi there! How can I help?<|im_end|>\n<|im_start|>user\nWhat is 2+2?"
     "<|im_end|>\n<|im_start|>assistant\n";
 const std::string kExpDeepSeek2 =
-    "<｜begin▁of▁sentence｜>You are a helpful assistant.\n\nUser: Hello!\n\nAssistant: Hi there! How "
+    "<｜begin▁of▁sentence｜>You are a helpful assistant.\n\nUser: Hello!\n\nAssistant: Hi there! "
+    "How "
     "can I help?<｜end▁of▁sentence｜>User: What is 2+2?\n\nAssistant:";
 const std::string kExpDeepSeek3 =
-    "<｜begin▁of▁sentence｜>You are a helpful assistant.<｜User｜>Hello!<｜Assistant｜>Hi there! How can "
+    "<｜begin▁of▁sentence｜>You are a helpful assistant.<｜User｜>Hello!<｜Assistant｜>Hi there! "
+    "How can "
     "I help?<｜end▁of▁sentence｜><｜User｜>What is 2+2?<｜Assistant｜>";
 const std::string kExpOlmoe =
     "<|endoftext|><|system|>\nYou are a helpful assistant.\n<|user|>\nHello!\n<|assistant|>\nHi "
@@ -392,7 +406,8 @@ TEST(ChatTemplateOfficial, MixtralV01RejectsSystemAndRendersWithout) {
     ChatRenderer r = ChatRenderer::from_template(kMixtralV01Template, ChatFormat::Plain, o);
     auto bad = r.render_template(kConv, true);
     ASSERT_FALSE(bad.ok());
-    EXPECT_NE(bad.message().find("Conversation roles must alternate"), std::string::npos) << bad.message();
+    EXPECT_NE(bad.message().find("Conversation roles must alternate"), std::string::npos)
+        << bad.message();
     const std::vector<ChatMessage> no_sys(kConv.begin() + 1, kConv.end());
     EXPECT_EQ(render_conv(kMixtralV01Template, no_sys, "<s>", "</s>"),
               "<s>[INST] Hello! [/INST]Hi there! How can I help?</s>[INST] What is 2+2? [/INST]");
@@ -455,17 +470,18 @@ TEST(ChatTemplateOfficial, Qwen3Tools) {
         "tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}],
         "add_generation_prompt":true})")));
     ASSERT_TRUE(r.ok()) << r.message();
-    EXPECT_EQ(*r,
-              "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the "
-              "user query.\n\nYou are provided with function signatures within <tools></tools> XML "
-              "tags:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
-              "\"parameters\": {}}}\n</tools>\n\nFor each function call, return a json object with "
-              "function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-              "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>"
-              "<|im_end|>\n<|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant\n"
-              "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
-              "</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nsunny\n</tool_response>"
-              "<|im_end|>\n<|im_start|>assistant\n");
+    EXPECT_EQ(
+        *r,
+        "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the "
+        "user query.\n\nYou are provided with function signatures within <tools></tools> XML "
+        "tags:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+        "\"parameters\": {}}}\n</tools>\n\nFor each function call, return a json object with "
+        "function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+        "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>"
+        "<|im_end|>\n<|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant\n"
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+        "</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nsunny\n</tool_response>"
+        "<|im_end|>\n<|im_start|>assistant\n");
 }
 
 TEST(ChatTemplateOfficial, DeepSeek2) {
@@ -512,13 +528,16 @@ TEST(ChatTemplateOfficial, GptOss) {
     ctx.set("add_generation_prompt", false);
     auto r2 = t->render(ctx);
     ASSERT_TRUE(r2.ok()) << r2.message();
-    const std::string tail = "<|start|>assistant<|channel|>final<|message|>Hi there! How can I help?<|return|>";
+    const std::string tail =
+        "<|start|>assistant<|channel|>final<|message|>Hi there! How can I help?<|return|>";
     EXPECT_EQ(r2->substr(r2->size() - tail.size()), tail);
 }
 
 // ---------------------------------------------------------------- built-in formats
 
-TEST(ChatTemplateBuiltin, Mistral) { EXPECT_EQ(builtin(ChatFormat::Mistral, "<s>", "</s>"), kExpMixtral); }
+TEST(ChatTemplateBuiltin, Mistral) {
+    EXPECT_EQ(builtin(ChatFormat::Mistral, "<s>", "</s>"), kExpMixtral);
+}
 TEST(ChatTemplateBuiltin, ChatML) {
     EXPECT_EQ(builtin(ChatFormat::ChatML, "", "<|im_end|>"), kExpChatML);
     EXPECT_EQ(builtin(ChatFormat::ChatML, "", "<|im_end|>", true), kExpChatML);
@@ -528,15 +547,21 @@ TEST(ChatTemplateBuiltin, ChatML) {
               "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi"
               "<|im_end|>\n<|im_start|>assistant\n");
 }
-TEST(ChatTemplateBuiltin, DeepSeek2) { EXPECT_EQ(builtin(ChatFormat::DeepSeek2, kBosDs, kEosDs), kExpDeepSeek2); }
-TEST(ChatTemplateBuiltin, DeepSeek3) { EXPECT_EQ(builtin(ChatFormat::DeepSeek3, kBosDs, kEosDs), kExpDeepSeek3); }
+TEST(ChatTemplateBuiltin, DeepSeek2) {
+    EXPECT_EQ(builtin(ChatFormat::DeepSeek2, kBosDs, kEosDs), kExpDeepSeek2);
+}
+TEST(ChatTemplateBuiltin, DeepSeek3) {
+    EXPECT_EQ(builtin(ChatFormat::DeepSeek3, kBosDs, kEosDs), kExpDeepSeek3);
+}
 TEST(ChatTemplateBuiltin, Olmoe) {
     EXPECT_EQ(builtin(ChatFormat::OLMoE, "<|endoftext|>", "<|endoftext|>"), kExpOlmoe);
 }
 TEST(ChatTemplateBuiltin, Llama3) {
     EXPECT_EQ(builtin(ChatFormat::Llama3, "<|begin_of_text|>", "<|eot_id|>"), kExpLlama3);
 }
-TEST(ChatTemplateBuiltin, Harmony) { EXPECT_EQ(builtin(ChatFormat::Harmony, "", ""), kExpHarmony); }
+TEST(ChatTemplateBuiltin, Harmony) {
+    EXPECT_EQ(builtin(ChatFormat::Harmony, "", ""), kExpHarmony);
+}
 TEST(ChatTemplateBuiltin, Plain) {
     EXPECT_EQ(builtin(ChatFormat::Plain, "<s>", "</s>"),
               "You are a helpful assistant.\n\nUser: Hello!\nAssistant: Hi there! How can I help?\n"
@@ -556,7 +581,8 @@ TEST(ChatTemplateBuiltin, FingerprintOfTemplates) {
 
 TEST(ChatTemplateBuiltin, BrokenTemplateFallsBack) {
     ChatFormatOptions o{"<s>", "</s>", false, ""};
-    ChatRenderer r = ChatRenderer::from_template("{% for m in messages %}[INST]", ChatFormat::Plain, o);
+    ChatRenderer r =
+        ChatRenderer::from_template("{% for m in messages %}[INST]", ChatFormat::Plain, o);
     EXPECT_FALSE(r.has_template());
     EXPECT_NE(r.warning().find("endfor"), std::string::npos) << r.warning();
     EXPECT_EQ(r.render(kConv, true), kExpMixtral);
@@ -575,7 +601,7 @@ TEST(Jinja, TextAndOutput) {
 TEST(Jinja, WhitespaceControl) {
     EXPECT_EQ(render("a  {{- 'b' -}}  c"), "abc");
     EXPECT_EQ(render("a\n{% if true %}\nb\n{% endif %}\nc"), "a\nb\nc");  // trim_blocks
-    EXPECT_EQ(render("a\n    {% if true %}b{% endif %}"), "a\nb");       // lstrip_blocks
+    EXPECT_EQ(render("a\n    {% if true %}b{% endif %}"), "a\nb");        // lstrip_blocks
     EXPECT_EQ(render("a\n    {%+ if true %}b{% endif %}"), "a\n    b");
     EXPECT_EQ(render("{% if true +%}\nx{% endif %}"), "\nx");
     EXPECT_EQ(render("x {# comment #} y"), "x  y");
@@ -600,13 +626,15 @@ TEST(Jinja, ForLoopVariables) {
               "2120");
     EXPECT_EQ(render("{% for x in [] %}x{% else %}empty{% endfor %}"), "empty");
     EXPECT_EQ(render("{% for x in range(6) if x is even %}{{ x }}{% endfor %}"), "024");
-    EXPECT_EQ(render("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}",
-                     R"({"d":{"b":1,"a":2}})"),
-              "b=1;a=2;");
+    EXPECT_EQ(
+        render("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", R"({"d":{"b":1,"a":2}})"),
+        "b=1;a=2;");
     EXPECT_EQ(render("{% for x in range(10) %}{% if x == 3 %}{% break %}{% endif %}"
                      "{% if x == 1 %}{% continue %}{% endif %}{{ x }}{% endfor %}"),
               "02");
-    EXPECT_EQ(render("{% for x in xs %}{{ loop.cycle('a', 'b') }}{% endfor %}", R"({"xs":[1,2,3]})"), "aba");
+    EXPECT_EQ(
+        render("{% for x in xs %}{{ loop.cycle('a', 'b') }}{% endfor %}", R"({"xs":[1,2,3]})"),
+        "aba");
     EXPECT_EQ(render("{% for c in 'héj' %}[{{ c }}]{% endfor %}"), "[h][é][j]");
 }
 
@@ -630,8 +658,9 @@ TEST(Jinja, Expressions) {
               "a1None ab [1, 2] abab");
     EXPECT_EQ(render("{{ 1 < 2 and 2 <= 2 and 3 > 2 and 3 >= 4 }} {{ 1 == 1.0 }} {{ 'a' != 'b' }}"),
               "False True True");
-    EXPECT_EQ(render("{{ 'b' in 'abc' }} {{ 2 in [1, 2] }} {{ 'k' in {'k': 1} }} {{ 3 not in [1] }}"),
-              "True True True True");
+    EXPECT_EQ(
+        render("{{ 'b' in 'abc' }} {{ 2 in [1, 2] }} {{ 'k' in {'k': 1} }} {{ 3 not in [1] }}"),
+        "True True True True");
     EXPECT_EQ(render("{{ 'yes' if x else 'no' }} {{ x or 'dflt' }} {{ 0 and 1 }}"), "no dflt 0");
     EXPECT_EQ(render("{{ not 1 == 2 }} {{ -3 }} {{ - (2 + 1) }}"), "True -3 -3");
     EXPECT_EQ(render("{{ 'x' if false }}|"), "|");
@@ -642,8 +671,10 @@ TEST(Jinja, IndexingAndSlicing) {
     EXPECT_EQ(render("{{ xs[0] }}{{ xs[-1] }}{{ xs[1:3] }}{{ xs[::-1] }}{{ xs[:-1] }}", ctx),
               "14[2, 3][4, 3, 2, 1][1, 2, 3]");
     EXPECT_EQ(render("{{ s[1:] }} {{ s[-3:] }} {{ s[0] }} {{ s[::2] }}", ctx), "ello llo h hlo");
-    EXPECT_EQ(render("{{ d.a.b }} {{ d['a']['b'] }} {{ d.missing is defined }} {{ xs[10] is defined }}", ctx),
-              "deep deep False False");
+    EXPECT_EQ(
+        render("{{ d.a.b }} {{ d['a']['b'] }} {{ d.missing is defined }} {{ xs[10] is defined }}",
+               ctx),
+        "deep deep False False");
 }
 
 TEST(Jinja, Filters) {
@@ -657,15 +688,17 @@ TEST(Jinja, Filters) {
                      ctx),
               "a, b ba ['a']");
     EXPECT_EQ(render("{{ x | default('d') }} {{ '' | default('e', true) }} {{ [3,1] | first }} "
-                     "{{ [3,1] | last }} {{ 'abc' | reverse }} {{ [2,1,3] | sort }} {{ [1,1,2] | unique | list }}"),
+                     "{{ [3,1] | last }} {{ 'abc' | reverse }} {{ [2,1,3] | sort }} {{ [1,1,2] | "
+                     "unique | list }}"),
               "d e 3 1 cba [1, 2, 3] [1, 2]");
     EXPECT_EQ(render("{{ 'a-b' | replace('-', '+') }} {{ '42' | int + 1 }} {{ 3 | string ~ 'x' }} "
                      "{{ 'hello world' | title }} {{ 'HELLO' | capitalize }} {{ -2 | abs }}"),
               "a+b 43 3x Hello World Hello 2");
-    EXPECT_EQ(render("{{ xs | rejectattr('v', 'equalto', 1) | map(attribute='n') | first }} "
-                     "{{ [1, 2, 3, 4] | select('odd') | list }} {{ {'b': 1, 'a': 2} | items | list }}",
-                     ctx),
-              "b [1, 3] [['b', 1], ['a', 2]]");
+    EXPECT_EQ(
+        render("{{ xs | rejectattr('v', 'equalto', 1) | map(attribute='n') | first }} "
+               "{{ [1, 2, 3, 4] | select('odd') | list }} {{ {'b': 1, 'a': 2} | items | list }}",
+               ctx),
+        "b [1, 3] [['b', 1], ['a', 2]]");
     EXPECT_EQ(render("{% filter upper %}shout{% endfilter %}"), "SHOUT");
     EXPECT_EQ(render("{{ 'a\nb' | indent(2) }}|{{ 'a\nb' | indent(2, true) }}"), "a\n  b|  a\n  b");
 }
@@ -673,8 +706,10 @@ TEST(Jinja, Filters) {
 TEST(Jinja, ToJson) {
     const char* ctx = R"({"v":{"name":"f","args":{"x":[1,2.5,true,null,"q\"\n"]},"e":{},"l":[]}})";
     EXPECT_EQ(render("{{ v | tojson }}", ctx),
-              "{\"name\": \"f\", \"args\": {\"x\": [1, 2.5, true, null, \"q\\\"\\n\"]}, \"e\": {}, \"l\": []}");
-    EXPECT_EQ(render("{{ {'a': [1, 2]} | tojson(indent=2) }}"), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
+              "{\"name\": \"f\", \"args\": {\"x\": [1, 2.5, true, null, \"q\\\"\\n\"]}, \"e\": {}, "
+              "\"l\": []}");
+    EXPECT_EQ(render("{{ {'a': [1, 2]} | tojson(indent=2) }}"),
+              "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
     EXPECT_EQ(render("{{ 'héllo' | tojson }}"), "\"héllo\"");
 }
 
@@ -684,26 +719,30 @@ TEST(Jinja, Tests) {
                      "{{ [] is iterable }}{{ 'a' is not mapping }}{{ 4 is divisibleby(2) }}"
                      "{{ 3 is odd }}{{ true is boolean }}{{ false is false }}"),
               "FalseTrueTrueTrueTrueTrueTrueTrueTrueTrueTrueTrueTrueTrue");
-    EXPECT_EQ(render("{{ 1 is equalto 1 }} {{ 2 is sameas 2 }} {{ 'ab' is lower }}"), "True True True");
+    EXPECT_EQ(render("{{ 1 is equalto 1 }} {{ 2 is sameas 2 }} {{ 'ab' is lower }}"),
+              "True True True");
 }
 
 TEST(Jinja, StringMethods) {
-    EXPECT_EQ(render("{{ ' x '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ '\\nab'.lstrip('\\n') }}|"
-                     "{{ 'ab\\n'.rstrip() }}|{{ 'a,b,c'.split(',') }}|{{ 'a b  c'.split() }}|"
-                     "{{ 'a</think>b'.split('</think>')[-1] }}|{{ 'abc'.startswith('ab') }}|"
-                     "{{ 'abc'.endswith(('x', 'c')) }}|{{ 'Ab'.upper() }}{{ 'Ab'.lower() }}|"
-                     "{{ 'a-b'.replace('-', '') }}|{{ 'hello'.title() }}|{{ ', '.join(['a', 'b']) }}"),
-              "x|a|ab|ab|['a', 'b', 'c']|['a', 'b', 'c']|b|True|True|ABab|ab|Hello|a, b");
-    EXPECT_EQ(render("{{ d.get('a') }} {{ d.get('z', 'dflt') }} {{ d.get('z') }} {{ d.keys() | list }} "
-                     "{{ d.values() | list }}",
-                     R"({"d":{"a":1}})"),
-              "1 dflt None ['a'] [1]");
+    EXPECT_EQ(
+        render("{{ ' x '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ '\\nab'.lstrip('\\n') }}|"
+               "{{ 'ab\\n'.rstrip() }}|{{ 'a,b,c'.split(',') }}|{{ 'a b  c'.split() }}|"
+               "{{ 'a</think>b'.split('</think>')[-1] }}|{{ 'abc'.startswith('ab') }}|"
+               "{{ 'abc'.endswith(('x', 'c')) }}|{{ 'Ab'.upper() }}{{ 'Ab'.lower() }}|"
+               "{{ 'a-b'.replace('-', '') }}|{{ 'hello'.title() }}|{{ ', '.join(['a', 'b']) }}"),
+        "x|a|ab|ab|['a', 'b', 'c']|['a', 'b', 'c']|b|True|True|ABab|ab|Hello|a, b");
+    EXPECT_EQ(
+        render("{{ d.get('a') }} {{ d.get('z', 'dflt') }} {{ d.get('z') }} {{ d.keys() | list }} "
+               "{{ d.values() | list }}",
+               R"({"d":{"a":1}})"),
+        "1 dflt None ['a'] [1]");
 }
 
 TEST(Jinja, Macros) {
-    EXPECT_EQ(render("{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}"
-                     "{{ greet('Ann') }} {{ greet('Bob', '?') }} {{ greet(name='Cy', punct='.') }}"),
-              "Hi Ann! Hi Bob? Hi Cy.");
+    EXPECT_EQ(
+        render("{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}"
+               "{{ greet('Ann') }} {{ greet('Bob', '?') }} {{ greet(name='Cy', punct='.') }}"),
+        "Hi Ann! Hi Bob? Hi Cy.");
     // Recursive macro.
     EXPECT_EQ(render("{% macro fact(n) %}{% if n <= 1 %}1{% else %}{{ n * (fact(n - 1) | int) }}"
                      "{% endif %}{% endmacro %}{{ fact(5) }}"),
@@ -763,7 +802,8 @@ TEST(JinjaErrors, ClearMessagesNeverCrash) {
     };
     for (const auto& c : cases) {
         const std::string e = render_error(c.tmpl);
-        EXPECT_NE(e.find(c.needle), std::string::npos) << "template: " << c.tmpl << "\nerror: " << e;
+        EXPECT_NE(e.find(c.needle), std::string::npos)
+            << "template: " << c.tmpl << "\nerror: " << e;
         EXPECT_EQ(e.rfind("chat template", 0), 0u) << e;
     }
 }

@@ -11,8 +11,8 @@
 
 #include "analysis/perplexity.h"
 #include "fixtures.h"
-#include "subprocess.h"
 #include "models/model.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
@@ -58,10 +58,11 @@ TEST_P(PerplexityMatchesReference, OnTheF32Gguf) {
     ASSERT_TRUE(r.ok()) << r.message();
     EXPECT_EQ(r->n_windows, 1);
     EXPECT_EQ(r->n_scored, int64_t(toks.size()) - 1);
-    std::printf("  %-10s ppl %.6f  reference %.6f  rel %.2e  +/- %.4f; batch1: routing %.4f%%, "
-                "max|dlogit| %.2e\n",
-                name.c_str(), r->ppl, want, std::abs(r->ppl / want - 1), r->ppl_stderr,
-                r->routing_batch1.share() * 100, r->batch1_max_abs_logit_diff);
+    std::printf(
+        "  %-10s ppl %.6f  reference %.6f  rel %.2e  +/- %.4f; batch1: routing %.4f%%, "
+        "max|dlogit| %.2e\n",
+        name.c_str(), r->ppl, want, std::abs(r->ppl / want - 1), r->ppl_stderr,
+        r->routing_batch1.share() * 100, r->batch1_max_abs_logit_diff);
     EXPECT_NEAR(r->ppl / want, 1.0, 1e-4) << name;
     EXPECT_GT(r->ppl_stderr, 0.0);
     // Batch 1 and one batch are the same computation up to rounding.
@@ -149,10 +150,11 @@ TEST(Perplexity, AgainstReferenceModel) {
 
     auto q = evaluate_perplexity(**m, f32->get(), toks, o);
     ASSERT_TRUE(q.ok()) << q.message();
-    std::printf("  q4_0 vs f32: ppl %.4f vs %.4f, KL mean %.5f p99 %.5f, top1 %.3f, routing "
-                "differs %.2f%%\n",
-                q->ppl, q->ref_ppl, q->kl_mean, q->kl_p99, q->top1_agreement,
-                q->routing_vs_ref.share() * 100);
+    std::printf(
+        "  q4_0 vs f32: ppl %.4f vs %.4f, KL mean %.5f p99 %.5f, top1 %.3f, routing "
+        "differs %.2f%%\n",
+        q->ppl, q->ref_ppl, q->kl_mean, q->kl_p99, q->top1_agreement,
+        q->routing_vs_ref.share() * 100);
     EXPECT_GT(q->kl_mean, 0.0);
     EXPECT_LT(q->kl_mean, 0.5);
     EXPECT_GE(q->kl_p99, q->kl_mean * 0.5);
@@ -201,10 +203,8 @@ TEST(EvalCli, ErrorsAreOneLineAndNonZero) {
     const std::string short_text = write_tmp("short.txt", "Hello there.");
     const std::string ok_text = write_tmp("ok.txt", std::string(400, 'a') + " the end");
     for (const std::string& args :
-         {"eval -m " + model + " -f /nonexistent.txt",
-          "eval -m /nonexistent.gguf -f " + ok_text,
-          "eval -m " + model + " -f " + empty,
-          "eval -m " + model + " -f " + short_text + " -c 512",
+         {"eval -m " + model + " -f /nonexistent.txt", "eval -m /nonexistent.gguf -f " + ok_text,
+          "eval -m " + model + " -f " + empty, "eval -m " + model + " -f " + short_text + " -c 512",
           "eval -m " + model + " -f " + ok_text + " -c 2",
           "eval -m " + model + " -f " + ok_text + " -c 16 --stride 16",
           "eval -m " + model + " -f " + ok_text + " -c 16 --ref " +

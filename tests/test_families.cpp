@@ -5,10 +5,10 @@
 #include <set>
 
 #include "fixtures.h"
-#include "routing_flips.h"
 #include "formats/override_source.h"
 #include "models/common/moe_block.h"
 #include "models/model.h"
+#include "routing_flips.h"
 #include "runtime/session.h"
 
 namespace moe {
@@ -61,12 +61,16 @@ TEST_P(QuantizedFile, WithinUpstreamErrorAwayFromRoutingTies) {
     const double bound = 1.1 * upstream + 1e-3;
     if (all <= bound) return;
     EXPECT_GT(n_flipped, 0) << "error above the bound without any routing flip";
-    if (first_flip >= 4) EXPECT_LE(kept, bound) << "error above the bound before the first flip";
-    for (int t = 0; t < T; ++t)
-        if (fl.flipped[size_t(t)])
+    if (first_flip >= 4) {
+        EXPECT_LE(kept, bound) << "error above the bound before the first flip";
+    }
+    for (int t = 0; t < T; ++t) {
+        if (fl.flipped[size_t(t)]) {
             EXPECT_TRUE(fl.explained[size_t(t)])
                 << name << "-" << type << ": token " << t
                 << " flipped an expert choice by more than the file's own router error explains";
+        }
+    }
 }
 
 std::vector<FileCase> quantized_files() {
@@ -88,7 +92,8 @@ TEST(QuantizedDense, LlamaQ4Files) {
         ASSERT_TRUE(m.ok()) << m.message();
         const auto got = evaluate(**m, ref_tokens("llama")).logits;
         const auto want = test::read_f32(test::model_dir("llama") + "/ref_logits.f32");
-        EXPECT_LE(test::rms_rel(got, want), 1.1 * test::upstream_rms_rel("llama", type) + 1e-3) << type;
+        EXPECT_LE(test::rms_rel(got, want), 1.1 * test::upstream_rms_rel("llama", type) + 1e-3)
+            << type;
     }
 }
 

@@ -10,11 +10,11 @@
 
 #include "analysis/params.h"
 #include "fixtures.h"
-#include "subprocess.h"
 #include "formats/metadata_source.h"
 #include "models/model.h"
 #include "models/presets.h"
 #include "runtime/session.h"
+#include "subprocess.h"
 
 namespace moe {
 namespace {
@@ -52,11 +52,11 @@ TEST(Params, PresetsMatchPublishedFigures) {
         const double total = double(r->total) / 1e9, active = double(r->active()) / 1e9;
         const double incl = double(r->active_incl_embd) / 1e9,
                      excl = double(r->active_excl_embd) / 1e9;
-        std::printf("  %-22s total %8.3fB (pub %6.1fB, %+5.1f%%)  active %7.3fB (pub %5.1fB, "
-                    "%+5.1f%%)  [incl embd %.3fB, excl %.3fB]\n",
-                    p.name.c_str(), total, p.published_total_b,
-                    (total / p.published_total_b - 1) * 100, active, p.published_active_b,
-                    (active / p.published_active_b - 1) * 100, incl, excl);
+        std::printf(
+            "  %-22s total %8.3fB (pub %6.1fB, %+5.1f%%)  active %7.3fB (pub %5.1fB, "
+            "%+5.1f%%)  [incl embd %.3fB, excl %.3fB]\n",
+            p.name.c_str(), total, p.published_total_b, (total / p.published_total_b - 1) * 100,
+            active, p.published_active_b, (active / p.published_active_b - 1) * 100, incl, excl);
         EXPECT_NEAR(total / p.published_total_b, 1.0, 0.025) << p.name << " total";
         if (p.published_active_b > 0)
             EXPECT_NEAR(active / p.published_active_b, 1.0, 0.025) << p.name << " active";
@@ -160,7 +160,8 @@ TEST(InspectCli, JsonOfFileAndPreset) {
                                 " --json -c 128 --vram 1");
     ASSERT_EQ(r.code, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
-    EXPECT_EQ(j["total_params"].get<int64_t>(), test::load_ref("qwen2moe")["n_params"].get<int64_t>());
+    EXPECT_EQ(j["total_params"].get<int64_t>(),
+              test::load_ref("qwen2moe")["n_params"].get<int64_t>());
     EXPECT_LT(j["active_params"].get<int64_t>(), j["total_params"].get<int64_t>());
     EXPECT_TRUE(j["breakdown"].contains("routed_experts"));
     EXPECT_TRUE(j["breakdown"].contains("shared_experts"));

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "core/half.h"
-#include "kernels/dispatch.h"
 #include "kernels/cpu/matmul_tasks.h"
+#include "kernels/dispatch.h"
 #include "kernels/ops.h"
 #include "kernels/ref/quant_common.h"
 #include "kernels/ref/quantize.h"

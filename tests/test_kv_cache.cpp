@@ -179,8 +179,9 @@ TEST(PagedKvPool, FreedPagesAreReusedFirst) {
     ASSERT_TRUE(kv.grow(1, 1).ok());
     EXPECT_EQ(kv.k(0, 1, 0), last);
     EXPECT_EQ(kv.k(0, 0, 0), first);
-    EXPECT_EQ(kv.k(0, 0, 5) - kv.k(0, 0, 0), 5 * kv.k_row_bytes(0));  // rows of a page are contiguous
-    EXPECT_FALSE(kv.grow(1, 65).ok());                            // beyond n_ctx
+    EXPECT_EQ(kv.k(0, 0, 5) - kv.k(0, 0, 0),
+              5 * kv.k_row_bytes(0));   // rows of a page are contiguous
+    EXPECT_FALSE(kv.grow(1, 65).ok());  // beyond n_ctx
     EXPECT_FALSE(kv.grow(0, 64 + 1).ok());
     ASSERT_TRUE(kv.grow(1, 64).ok());  // 4 pages: 6 of 8 in use
     EXPECT_EQ(kv.pages_used(), 6);

@@ -332,7 +332,9 @@ TEST(KvTypesAccuracy, EveryFamilyWithinBoundsOfTheReference) {
             RecordProperty(fmt::format("{}_{}_rms_rel", name, dtype_name(t)), std::to_string(rr));
             if (rr <= bound) continue;
             EXPECT_GT(n_flipped, 0) << "error above the bound without any routing flip";
-            if (first_flip >= 4) EXPECT_LE(kept, bound) << "above the bound before the first flip";
+            if (first_flip >= 4) {
+                EXPECT_LE(kept, bound) << "above the bound before the first flip";
+            }
         }
     }
 }

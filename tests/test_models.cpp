@@ -14,7 +14,9 @@ namespace {
 using test::gguf_path;
 using test::load_ref;
 
-std::vector<int32_t> ids_of(const nlohmann::json& j) { return j.get<std::vector<int32_t>>(); }
+std::vector<int32_t> ids_of(const nlohmann::json& j) {
+    return j.get<std::vector<int32_t>>();
+}
 
 std::vector<float> one_pass_logits(const Model& m, const std::vector<int32_t>& toks) {
     SessionOptions so;
@@ -84,12 +86,11 @@ TEST_P(QuantLogits, WithinUpstreamError) {
     EXPECT_LE(rms, 1.1 * upstream + 1e-3) << path << " upstream=" << upstream;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Foundation, QuantLogits,
-    testing::Values(FileCase{"llama", "f16"}, FileCase{"llama", "bf16"}, FileCase{"llama", "q8_0"},
-                    FileCase{"mixtral", "f16"}, FileCase{"mixtral", "bf16"},
-                    FileCase{"mixtral", "q8_0"}),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(Foundation, QuantLogits,
+                         testing::Values(FileCase{"llama", "f16"}, FileCase{"llama", "bf16"},
+                                         FileCase{"llama", "q8_0"}, FileCase{"mixtral", "f16"},
+                                         FileCase{"mixtral", "bf16"}, FileCase{"mixtral", "q8_0"}),
+                         case_name);
 
 // --- incremental decoding == one pass; greedy sequence --------------------------------------
 class Decoding : public testing::TestWithParam<std::string> {};

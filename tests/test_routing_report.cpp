@@ -40,7 +40,7 @@ void expect_self_contained(const std::string& html) {
 TEST(RoutingReport, RunWritesStatsAndReportRendersThem) {
     const std::string stats = tmp_path("stats.json"), html = tmp_path("report.html");
     auto r = test::run_moeinfer("run -m " + test::gguf_path("mixtral", "q8_0") +
-                     " -p hello -n 6 --temp 0 -t 2 " + "--routing-stats " + stats);
+                                " -p hello -n 6 --temp 0 -t 2 " + "--routing-stats " + stats);
     ASSERT_EQ(r.code, 0) << r.all();
     auto j = read_routing_stats(stats);
     ASSERT_TRUE(j) << j.message();
@@ -96,7 +96,7 @@ TEST(RoutingReport, BadInputIsOneErrorLine) {
     }
     // An unwritable statistics path fails with one error line too.
     const auto r = test::run_moeinfer("run -m " + test::gguf_path("mixtral", "q8_0") +
-                           " -p hi -n 2 --routing-stats /nonexistent-dir/s.json");
+                                      " -p hi -n 2 --routing-stats /nonexistent-dir/s.json");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.all().find("error: cannot write"), std::string::npos) << r.all();
 }
@@ -125,8 +125,8 @@ TEST(CompareCli, FixturePairWritesBothReports) {
         f << "Hello world\n\nOnce upon a time\n";
     }
     const auto r = test::run_moeinfer("compare " + test::gguf_path("llama", "q8_0") + " " +
-                           test::gguf_path("mixtral", "q8_0") + " --prompts " + prompts +
-                           " -n 8 -t 2 --bench-tokens 32 --ppl-ctx 64 -o " + base);
+                                      test::gguf_path("mixtral", "q8_0") + " --prompts " + prompts +
+                                      " -n 8 -t 2 --bench-tokens 32 --ppl-ctx 64 -o " + base);
     ASSERT_EQ(r.code, 0) << r.all();
     const std::string md = slurp(base + ".md"), html = slurp(base + ".html");
     for (const char* s :

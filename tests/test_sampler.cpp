@@ -93,7 +93,8 @@ TEST(Sampler, RunAndChatRejectBadValuesInOneLine) {
         for (const std::string opt :
              {"--temp nan", "--top-p -1", "--min-p 2", "--repeat-penalty 0", "--presence-penalty 3",
               "--frequency-penalty inf", "--top-k -1"}) {
-            const auto r = test::run_moeinfer(cmd + " -m " + model + " " + opt);  // stdin: /dev/null
+            const auto r =
+                test::run_moeinfer(cmd + " -m " + model + " " + opt);  // stdin: /dev/null
             test::expect_one_error_line(r, cmd + " " + opt);
         }
 }

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "formats/model_source.h"
-#include "tokenizer/tokenizer.h"
 #include "subprocess.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 
@@ -407,10 +407,12 @@ TEST(TokenizerCli, PrintsIdsOnOneLine) {
 
     // --special recognises control tokens; --bos adds BOS only where the vocab asks for it.
     const std::string chat = write_temp("<|im_start|>hi");
-    r = moe::test::run_moeinfer(" tokenize -m " + vocab_path("qwen2") + " -f " + chat + " --special");
+    r = moe::test::run_moeinfer(" tokenize -m " + vocab_path("qwen2") + " -f " + chat +
+                                " --special");
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out.substr(0, 7), "151644 ");
-    r = moe::test::run_moeinfer(" tokenize -m " + vocab_path("llama-spm") + " -f " + chat + " --bos");
+    r = moe::test::run_moeinfer(" tokenize -m " + vocab_path("llama-spm") + " -f " + chat +
+                                " --bos");
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out.substr(0, 2), "1 ");
     const std::string empty = write_temp("");

@@ -180,8 +180,8 @@ void measure_routing_sections(const Model& m, const Tokenizer& tok,
             r.top_k_sweep_note = ks.message();
         } else {
             SweepOptions so;
-            so.ppl.n_ctx = int(std::min<int64_t>(
-                {int64_t(o.ppl_ctx), int64_t(n_ctx), int64_t(text_ids.size())}));
+            so.ppl.n_ctx = int(
+                std::min<int64_t>({int64_t(o.ppl_ctx), int64_t(n_ctx), int64_t(text_ids.size())}));
             so.ppl.bos = tok.add_bos() ? tok.bos() : -1;
             so.ppl.max_windows = o.ppl_windows;
             so.ppl.n_threads = o.n_threads;

@@ -25,9 +25,9 @@ struct CompareOptions {
     bool isolate = true;               // measure each model in a child process (own peak RSS)
     std::string top_k_sweep;           // non-empty: top-k sweep of the MoE model over these k
     int sweep_decode_tokens = 64;
-    std::vector<DomainText> domains;   // non-empty: routing per domain text (MoE model)
+    std::vector<DomainText> domains;  // non-empty: routing per domain text (MoE model)
     DomainOptions domain_opt;
-    KvTypes kv_types;                  // --cache-type-k / --cache-type-v of the measurements
+    KvTypes kv_types;  // --cache-type-k / --cache-type-v of the measurements
 };
 
 std::vector<std::string> default_compare_prompts();

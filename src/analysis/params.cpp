@@ -6,7 +6,6 @@
 #include <map>
 #include <sstream>
 
-
 namespace moe {
 
 namespace {
@@ -23,13 +22,13 @@ struct RoleRule {
 constexpr RoleRule kRoleRules[] = {
     {Match::Exact, "token_embd.weight", ParamRole::Embedding},
     {Match::Exact, "output.weight", ParamRole::Output},
-    {Match::Contains, "_exps.", ParamRole::RoutedExperts},          // fused experts and biases
-    {Match::SplitExpert, "", ParamRole::RoutedExperts},             // old ffn_gate.{e}.weight
-    {Match::Contains, "ffn_gate_inp_shexp", ParamRole::Small},      // shared-expert sigmoid gate
+    {Match::Contains, "_exps.", ParamRole::RoutedExperts},      // fused experts and biases
+    {Match::SplitExpert, "", ParamRole::RoutedExperts},         // old ffn_gate.{e}.weight
+    {Match::Contains, "ffn_gate_inp_shexp", ParamRole::Small},  // shared-expert sigmoid gate
     {Match::Contains, "_shexp.", ParamRole::SharedExperts},
-    {Match::Contains, "ffn_gate_inp", ParamRole::Small},            // router (and its bias)
-    {Match::Contains, "exp_probs_b", ParamRole::Small},             // selection bias
-    {Match::Contains, "norm", ParamRole::Small},                    // every RMSNorm weight
+    {Match::Contains, "ffn_gate_inp", ParamRole::Small},  // router (and its bias)
+    {Match::Contains, "exp_probs_b", ParamRole::Small},   // selection bias
+    {Match::Contains, "norm", ParamRole::Small},          // every RMSNorm weight
     {Match::Suffix, ".bias", ParamRole::Small},
     {Match::Contains, "attn_sinks", ParamRole::Small},
     {Match::Contains, ".attn_", ParamRole::Attention},
@@ -62,12 +61,15 @@ bool is_split_expert(std::string_view name) {
 
 bool rule_matches(const RoleRule& r, std::string_view name) {
     switch (r.match) {
-        case Match::Exact: return name == r.pattern;
-        case Match::Contains: return name.find(r.pattern) != std::string_view::npos;
+        case Match::Exact:
+            return name == r.pattern;
+        case Match::Contains:
+            return name.find(r.pattern) != std::string_view::npos;
         case Match::Suffix:
             return name.size() >= r.pattern.size() &&
                    name.substr(name.size() - r.pattern.size()) == r.pattern;
-        case Match::SplitExpert: return is_split_expert(name);
+        case Match::SplitExpert:
+            return is_split_expert(name);
     }
     return false;
 }
@@ -80,26 +82,40 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 std::string_view role_name(ParamRole r) {
     switch (r) {
-        case ParamRole::Embedding: return "embeddings";
-        case ParamRole::Output: return "output head";
-        case ParamRole::Attention: return "attention";
-        case ParamRole::RoutedExperts: return "routed experts";
-        case ParamRole::SharedExperts: return "shared experts";
-        case ParamRole::DenseFfn: return "dense FFN";
-        case ParamRole::Small: return "norms+routers+biases";
+        case ParamRole::Embedding:
+            return "embeddings";
+        case ParamRole::Output:
+            return "output head";
+        case ParamRole::Attention:
+            return "attention";
+        case ParamRole::RoutedExperts:
+            return "routed experts";
+        case ParamRole::SharedExperts:
+            return "shared experts";
+        case ParamRole::DenseFfn:
+            return "dense FFN";
+        case ParamRole::Small:
+            return "norms+routers+biases";
     }
     return "?";
 }
 
 std::string_view role_key(ParamRole r) {
     switch (r) {
-        case ParamRole::Embedding: return "embeddings";
-        case ParamRole::Output: return "output_head";
-        case ParamRole::Attention: return "attention";
-        case ParamRole::RoutedExperts: return "routed_experts";
-        case ParamRole::SharedExperts: return "shared_experts";
-        case ParamRole::DenseFfn: return "dense_ffn";
-        case ParamRole::Small: return "norms_routers_biases";
+        case ParamRole::Embedding:
+            return "embeddings";
+        case ParamRole::Output:
+            return "output_head";
+        case ParamRole::Attention:
+            return "attention";
+        case ParamRole::RoutedExperts:
+            return "routed_experts";
+        case ParamRole::SharedExperts:
+            return "shared_experts";
+        case ParamRole::DenseFfn:
+            return "dense_ffn";
+        case ParamRole::Small:
+            return "norms_routers_biases";
     }
     return "?";
 }
@@ -156,8 +172,8 @@ ParamReport count_params(const ModelConfig& c, std::vector<CountedTensor> tensor
     }
     const int64_t E = c.moe.n_expert, k = c.moe.n_expert_used;
     for (const auto& [layer, n] : routed_by_layer) {
-        const bool moe_layer = E > 0 && layer >= 0 && layer < int(c.is_moe.size()) &&
-                               c.is_moe[size_t(layer)];
+        const bool moe_layer =
+            E > 0 && layer >= 0 && layer < int(c.is_moe.size()) && c.is_moe[size_t(layer)];
         // n is a whole number of experts' worth; n * k / E without overflow.
         const int64_t act = moe_layer ? (n / E) * k + (n % E) * k / E : n;
         r.roles[size_t(ParamRole::RoutedExperts)].active += act;

@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/sysinfo.h"
 #include "core/result.h"
+#include "core/sysinfo.h"
 #include "core/tensor.h"
 #include "formats/model_source.h"
 #include "models/kv_layout.h"
@@ -83,7 +83,9 @@ struct ParamReport {
     uint64_t weight_bytes = 0;
     int64_t active() const { return headline_includes_embd ? active_incl_embd : active_excl_embd; }
     const RoleCount& role(ParamRole r) const { return roles[size_t(r)]; }
-    double bits_per_weight() const { return total ? double(weight_bytes) * 8.0 / double(total) : 0; }
+    double bits_per_weight() const {
+        return total ? double(weight_bytes) * 8.0 / double(total) : 0;
+    }
 };
 
 // Counts a list of tensors (name, shape, dtype) of a model with configuration c.

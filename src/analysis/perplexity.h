@@ -25,15 +25,15 @@
 namespace moe {
 
 struct PerplexityOptions {
-    int n_ctx = 512;       // window length in tokens
-    int stride = 0;        // 0: disjoint windows (upstream); else windows every `stride` tokens,
-                           // each scoring its last `stride` predictions (the first window scores
-                           // from score_from), so every scored token has n_ctx - stride context
-    int score_from = -1;   // first window position whose next-token prediction is scored;
-                           // -1: n_ctx / 2. 0 scores every prediction (tests).
-    int32_t bos = -1;      // >= 0: each window's first token is replaced by it (upstream does so
-                           // when the vocabulary adds BOS); -1: tokens are used as they are
-    int max_windows = 0;   // 0: all windows the stream holds
+    int n_ctx = 512;         // window length in tokens
+    int stride = 0;          // 0: disjoint windows (upstream); else windows every `stride` tokens,
+                             // each scoring its last `stride` predictions (the first window scores
+                             // from score_from), so every scored token has n_ctx - stride context
+    int score_from = -1;     // first window position whose next-token prediction is scored;
+                             // -1: n_ctx / 2. 0 scores every prediction (tests).
+    int32_t bos = -1;        // >= 0: each window's first token is replaced by it (upstream does so
+                             // when the vocabulary adds BOS); -1: tokens are used as they are
+    int max_windows = 0;     // 0: all windows the stream holds
     int batch1_windows = 1;  // windows also evaluated token by token (routing variance);
                              // 0: none, < 0: all
     int n_threads = 0;
@@ -50,7 +50,7 @@ struct RoutingDiff {
 
 // The PplFigure fields: n_scored, nll, ppl, ppl_stderr.
 struct PerplexityResult : PplFigure {
-    int64_t n_tokens = 0;   // stream length
+    int64_t n_tokens = 0;  // stream length
     int n_windows = 0;
     std::vector<double> window_ppl;  // running PPL after each window
 

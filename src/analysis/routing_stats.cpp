@@ -1,11 +1,11 @@
 #include "analysis/routing_stats.h"
 
-#include "core/atomic_file.h"
-#include "core/input_file.h"
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/input_file.h"
 
 namespace moe {
 
@@ -449,12 +449,13 @@ void RoutingStats::set_cache(const ExpertStoreStats& st) {
     const int64_t n_tok = tokens_[0] + tokens_[1];
     auto layer_json = [&](const ExpertLayerStats& l) {
         const double acc = double(l.hits + l.misses);
-        return json{{"hits", l.hits},
-                    {"misses", l.misses},
-                    {"hit_rate", acc > 0 ? double(l.hits) / acc : 0.0},
-                    {"bytes_read", l.bytes_read},
-                    {"bytes_read_per_token", n_tok > 0 ? double(l.bytes_read) / double(n_tok) : 0.0},
-                    {"stall_seconds", l.stall_s}};
+        return json{
+            {"hits", l.hits},
+            {"misses", l.misses},
+            {"hit_rate", acc > 0 ? double(l.hits) / acc : 0.0},
+            {"bytes_read", l.bytes_read},
+            {"bytes_read_per_token", n_tok > 0 ? double(l.bytes_read) / double(n_tok) : 0.0},
+            {"stall_seconds", l.stall_s}};
     };
     json layers = json::array();
     for (size_t i = 0; i < layer_index_.size(); ++i) {

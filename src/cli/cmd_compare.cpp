@@ -14,8 +14,8 @@
 #include "analysis/routing_report.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "core/sysinfo.h"
 #include "core/input_file.h"
+#include "core/sysinfo.h"
 
 namespace moe::cli {
 namespace {

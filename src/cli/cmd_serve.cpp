@@ -14,8 +14,8 @@
 #include "analysis/routing_stats.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "core/progress_bar.h"
 #include "core/mapped_file.h"
+#include "core/progress_bar.h"
 #include "formats/model_source.h"
 #include "models/model.h"
 #include "server/server.h"
@@ -54,10 +54,14 @@ Result<bool> take_model_option(std::string& rest, ModelSpec& m) {
     } else if (opt.rfind("isa=", 0) == 0) {
         const std::string v = opt.substr(4);
         if (m.isa >= 0) return make_error("-m: ,isa= given twice");
-        if (v == "scalar") m.isa = 0;
-        else if (v == "avx2") m.isa = 1;
-        else if (v == "avx512") m.isa = 2;
-        else return make_error("-m: isa '{}' is not one of scalar, avx2, avx512", v);
+        if (v == "scalar")
+            m.isa = 0;
+        else if (v == "avx2")
+            m.isa = 1;
+        else if (v == "avx512")
+            m.isa = 2;
+        else
+            return make_error("-m: isa '{}' is not one of scalar, avx2, avx512", v);
     } else {
         return false;
     }

@@ -130,8 +130,8 @@ Result<void> copy_mapping_into_memory(const uint8_t* base, size_t file_size, siz
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return make_error("cannot open '{}': {}", path, std::strerror(errno));
     auto* p = const_cast<uint8_t*>(base) + begin;
-    void* r = ::mmap(p, end - begin, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    void* r = ::mmap(p, end - begin, PROT_READ | PROT_WRITE,
+                     MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (r == MAP_FAILED) {
         const int e = errno;
         ::close(fd);

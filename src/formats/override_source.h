@@ -14,13 +14,15 @@ namespace moe {
 Result<std::pair<std::string, gguf::Value>> parse_override(const std::string& spec);
 
 class OverrideSource final : public ModelSource {
-public:
+  public:
     OverrideSource(std::shared_ptr<ModelSource> inner,
                    std::vector<std::pair<std::string, gguf::Value>> overrides);
     std::string path() const override { return inner_->path(); }
     std::string format() const override { return inner_->format(); }
     uint64_t file_bytes() const override { return inner_->file_bytes(); }
-    const std::vector<std::pair<std::string, gguf::Value>>& metadata() const override { return kv_; }
+    const std::vector<std::pair<std::string, gguf::Value>>& metadata() const override {
+        return kv_;
+    }
     const gguf::Value* find(const std::string& key) const override;
     std::vector<std::string> tensor_names() const override { return inner_->tensor_names(); }
     std::optional<TensorView> tensor(const std::string& name) const override {
@@ -29,7 +31,7 @@ public:
 
     const ModelSource& inner() const { return *inner_; }
 
-private:
+  private:
     std::shared_ptr<ModelSource> inner_;
     std::vector<std::pair<std::string, gguf::Value>> kv_;  // merged, in inner order then new keys
     std::unordered_map<std::string, size_t> index_;

@@ -20,8 +20,19 @@
 namespace moe::gguf {
 
 enum class ValueType : uint32_t {
-    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
-    STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+    U8 = 0,
+    I8 = 1,
+    U16 = 2,
+    I16 = 3,
+    U32 = 4,
+    I32 = 5,
+    F32 = 6,
+    BOOL = 7,
+    STRING = 8,
+    ARRAY = 9,
+    U64 = 10,
+    I64 = 11,
+    F64 = 12,
 };
 std::string_view value_type_name(ValueType t);
 
@@ -54,7 +65,7 @@ struct TensorInfo {
 };
 
 class File {
-public:
+  public:
     static Result<std::shared_ptr<File>> open(const std::string& path);  // weight_memory()
     static Result<std::shared_ptr<File>> open(const std::string& path, WeightMemory mem);
     static Result<std::shared_ptr<File>> parse(std::shared_ptr<MappedFile> mapped);
@@ -80,7 +91,7 @@ public:
     const TensorInfo* find_tensor(const std::string& name) const;
     TensorView view(const TensorInfo& t) const;
 
-private:
+  private:
     std::shared_ptr<MappedFile> mapped_;
     uint32_t version_ = 0;
     uint64_t alignment_ = 32;

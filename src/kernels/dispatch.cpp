@@ -261,7 +261,9 @@ QuantizeActFn find_quantizer(ActFormat f, Isa isa) {
 }
 
 namespace {
-void ref_f16_to_f32(const void* s, float* d, int64_t n) { ops::dequantize_row(DType::F16, s, d, n); }
+void ref_f16_to_f32(const void* s, float* d, int64_t n) {
+    ops::dequantize_row(DType::F16, s, d, n);
+}
 void ref_bf16_to_f32(const void* s, float* d, int64_t n) {
     ops::dequantize_row(DType::BF16, s, d, n);
 }

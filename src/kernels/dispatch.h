@@ -72,7 +72,9 @@ using PackGroupFn = void (*)(const void* const* rows, int64_t K, void* dst);
 using GemmFn = void (*)(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
                         int64_t n_tokens, float* y, int64_t ldy, void* unpack);
 // 4 weight rows unpacked to levels and integer scales, at most 1.5 bytes per weight.
-inline int64_t gemm_unpack_bytes(int64_t K) { return 4 * K * 3 / 2; }
+inline int64_t gemm_unpack_bytes(int64_t K) {
+    return 4 * K * 3 / 2;
+}
 struct GemmKernel {
     DType wtype;
     ActFormat act;

@@ -404,7 +404,8 @@ Result<BudgetPlan> attach_expert_cache(Model& m, const ExpertBudget& b, std::str
     const int n_ctx =
         b.n_ctx > 0 ? b.n_ctx : std::min(c.n_ctx_train > 0 ? c.n_ctx_train : 4096, 4096);
     for (int il = 0; il < c.n_layer; ++il)
-        p.kv += uint64_t(kv_layer_token_bytes(c, il, b.kv_types)) * uint64_t(n_ctx) * uint64_t(b.n_seq);
+        p.kv +=
+            uint64_t(kv_layer_token_bytes(c, il, b.kv_types)) * uint64_t(n_ctx) * uint64_t(b.n_seq);
     // Buffers: the activations of a prompt batch of up to 512 tokens (the default batch; never
     // more than the context): residual and sublayer rows, MoE rows, logits of every row (eval),
     // plus 64 MiB for the thread pool, allocator and code.

@@ -15,11 +15,14 @@ Result<void> check_batch(const Model& m, const Batch& b, const KvCache& kv) {
     for (int64_t t = 0; t < b.size(); ++t) {
         const int32_t tok = b.token[size_t(t)];
         if (tok < 0 || tok >= m.config.n_vocab)
-            return make_error("token id {} at index {} is out of range [0, {})", tok, t, m.config.n_vocab);
+            return make_error("token id {} at index {} is out of range [0, {})", tok, t,
+                              m.config.n_vocab);
         if (b.pos[size_t(t)] < 0 || b.pos[size_t(t)] >= kv.n_ctx())
-            return make_error("position {} is outside the context of {} tokens", b.pos[size_t(t)], kv.n_ctx());
+            return make_error("position {} is outside the context of {} tokens", b.pos[size_t(t)],
+                              kv.n_ctx());
         if (b.seq[size_t(t)] < 0 || b.seq[size_t(t)] >= kv.n_seq())
-            return make_error("sequence id {} is out of range [0, {})", b.seq[size_t(t)], kv.n_seq());
+            return make_error("sequence id {} is out of range [0, {})", b.seq[size_t(t)],
+                              kv.n_seq());
         if (!kv.holds(b.seq[size_t(t)], b.pos[size_t(t)]))
             return make_error("position {} of sequence {} has no KV page (the pool is full?)",
                               b.pos[size_t(t)], b.seq[size_t(t)]);
@@ -27,7 +30,9 @@ Result<void> check_batch(const Model& m, const Batch& b, const KvCache& kv) {
     return {};
 }
 
-bool c_has_moe(const Model& m) { return m.config.n_moe_layers() > 0; }
+bool c_has_moe(const Model& m) {
+    return m.config.n_moe_layers() > 0;
+}
 
 }  // namespace
 
@@ -42,7 +47,8 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
     std::vector<float> x(size_t(T * n_embd));    // [T, n_embd] residual stream
     std::vector<float> h(size_t(T * n_embd));    // [T, n_embd] normalized input of a sublayer
     std::vector<float> out(size_t(T * n_embd));  // [T, n_embd] sublayer output
-    for (int64_t t = 0; t < T; ++t) ops::get_row(m.token_embd, b.token[size_t(t)], x.data() + t * n_embd);
+    for (int64_t t = 0; t < T; ++t)
+        ops::get_row(m.token_embd, b.token[size_t(t)], x.data() + t * n_embd);
 
     if (trace) {
         trace->n_expert = c.moe.n_expert;
@@ -86,7 +92,8 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
     const int64_t n_out = b.n_outputs();
     std::vector<float> xo(size_t(n_out * n_embd));  // [n_out, n_embd]
     for (int64_t t = 0, o = 0; t < T; ++t)
-        if (b.logits[size_t(t)]) std::copy_n(x.data() + t * n_embd, n_embd, xo.data() + (o++) * n_embd);
+        if (b.logits[size_t(t)])
+            std::copy_n(x.data() + t * n_embd, n_embd, xo.data() + (o++) * n_embd);
     ops::rms_norm(xo.data(), n_out, n_embd, m.output_norm.p, c.rms_eps, xo.data());
     logits.resize(size_t(n_out * c.n_vocab));
     ops::matmul(xo.data(), n_out, m.output, logits.data(), pool);

@@ -57,8 +57,8 @@ class KvCache {
     void store(int il, const Batch& b, const float* k, const float* v);
     // Layer il as ops::attention reads it.
     ops::KvPages pages(int il) const {
-        return {k_[size_t(il)], v_[size_t(il)], k_width(il),  v_width(il),
-                kPageTokens,    table_,         types_.k,     types_.v};
+        return {k_[size_t(il)], v_[size_t(il)], k_width(il), v_width(il),
+                kPageTokens,    table_,         types_.k,    types_.v};
     }
 
     // Page accounting.

@@ -47,24 +47,24 @@ struct MlaConfig {
     int n_head = 0;
     int q_lora_rank = 0;  // 0: q is projected directly (V2-Lite)
     int kv_lora_rank = 0, qk_nope = 0, qk_rope = 0, v_head = 0;
-    float scale = 0.0f;   // 1/sqrt(qk_nope + qk_rope), times the YaRN mscale^2 where used
+    float scale = 0.0f;  // 1/sqrt(qk_nope + qk_rope), times the YaRN mscale^2 where used
     RopeConfig rope;
 };
 
 struct MlaWeights {
-    TensorView wq;                // [n_head*(nope+rope), n_embd] (no q-LoRA)
-    TensorView wq_a, wq_b;        // [q_lora, n_embd], [n_head*(nope+rope), q_lora]
-    F32Vec q_a_norm;              // [q_lora]
-    TensorView wkv_a;             // [kv_lora + rope, n_embd]
-    F32Vec kv_a_norm;             // [kv_lora]
-    TensorView wk_b;              // [n_head, kv_lora, nope]: absorbs q_nope into latent space
-    TensorView wv_b;              // [n_head, v_head, kv_lora]
-    TensorView wo;                // [n_embd, n_head*v_head]
+    TensorView wq;          // [n_head*(nope+rope), n_embd] (no q-LoRA)
+    TensorView wq_a, wq_b;  // [q_lora, n_embd], [n_head*(nope+rope), q_lora]
+    F32Vec q_a_norm;        // [q_lora]
+    TensorView wkv_a;       // [kv_lora + rope, n_embd]
+    F32Vec kv_a_norm;       // [kv_lora]
+    TensorView wk_b;        // [n_head, kv_lora, nope]: absorbs q_nope into latent space
+    TensorView wv_b;        // [n_head, v_head, kv_lora]
+    TensorView wo;          // [n_embd, n_head*v_head]
 };
 
 enum class Activation { SwiGLU, SwiGLUClamped };  // SwiGLUClamped: gpt-oss
 
-struct FfnWeights {  // dense SwiGLU FFN, also a shared expert
+struct FfnWeights {             // dense SwiGLU FFN, also a shared expert
     TensorView gate, up, down;  // [n_ff, n_embd] x2, [n_embd, n_ff]
     bool empty() const { return gate.empty(); }
 };
@@ -75,28 +75,28 @@ enum class GroupScore { Max, Top2Sum };  // DeepSeek-V2 group_limited_greedy / V
 struct MoeConfig {
     int n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
     Gating gating = Gating::Softmax;
-    bool norm_topk = false;     // renormalise the k selected weights to sum 1
-    float weights_scale = 1.0f; // routed_scaling_factor
+    bool norm_topk = false;      // renormalise the k selected weights to sum 1
+    float weights_scale = 1.0f;  // routed_scaling_factor
     int n_group = 1, n_group_used = 1;
     GroupScore group_score = GroupScore::Top2Sum;
     Activation act = Activation::SwiGLU;
     float swiglu_alpha = 1.702f, swiglu_limit = 7.0f;  // SwiGLUClamped only
-    int n_ff_shexp = 0;         // shared expert width (0: none)
+    int n_ff_shexp = 0;                                // shared expert width (0: none)
     // What the file specifies when n_expert_used / n_group_used were overridden (--top-k,
     // models/top_k.h); 0: not overridden. Reports read them through native_top_k().
     int n_expert_used_native = 0, n_group_used_native = 0;
 };
 
 struct MoeWeights {
-    TensorView router;                      // [n_expert, n_embd]
-    F32Vec router_b;                        // [n_expert] (gpt-oss)
-    F32Vec selection_bias;                  // [n_expert] affects choice, not weights (DeepSeek-V3)
-    TensorView gate_exps, up_exps;          // [n_expert, n_ff_exp, n_embd]
-    TensorView down_exps;                   // [n_expert, n_embd, n_ff_exp]
-    TensorView gate_exps_b, up_exps_b;      // [n_expert, n_ff_exp] f32 (gpt-oss)
-    TensorView down_exps_b;                 // [n_expert, n_embd]
-    FfnWeights shared;                      // shared expert(s), run on every token
-    TensorView shared_gate;                 // [1, n_embd]: sigmoid gate of the shared expert
+    TensorView router;                  // [n_expert, n_embd]
+    F32Vec router_b;                    // [n_expert] (gpt-oss)
+    F32Vec selection_bias;              // [n_expert] affects choice, not weights (DeepSeek-V3)
+    TensorView gate_exps, up_exps;      // [n_expert, n_ff_exp, n_embd]
+    TensorView down_exps;               // [n_expert, n_embd, n_ff_exp]
+    TensorView gate_exps_b, up_exps_b;  // [n_expert, n_ff_exp] f32 (gpt-oss)
+    TensorView down_exps_b;             // [n_expert, n_embd]
+    FfnWeights shared;                  // shared expert(s), run on every token
+    TensorView shared_gate;             // [1, n_embd]: sigmoid gate of the shared expert
 };
 
 struct LayerWeights {
@@ -109,16 +109,16 @@ struct LayerWeights {
 };
 
 struct ModelConfig {
-    std::string arch;     // GGUF general.architecture
-    std::string family;   // registry name, e.g. "mixtral"
-    std::string name;     // general.name
+    std::string arch;    // GGUF general.architecture
+    std::string family;  // registry name, e.g. "mixtral"
+    std::string name;    // general.name
     int n_vocab = 0, n_embd = 0, n_layer = 0, n_ctx_train = 0;
     float rms_eps = 1e-6f;
     bool use_mla = false;
     std::vector<AttentionConfig> attn;  // per layer (sliding window may alternate)
     MlaConfig mla;
     MoeConfig moe;
-    int n_ff = 0;         // dense FFN width
+    int n_ff = 0;                 // dense FFN width
     std::vector<uint8_t> is_moe;  // [n_layer]
     int n_moe_layers() const {
         int n = 0;
@@ -130,8 +130,8 @@ struct ModelConfig {
 // Replaces the MoE block's expert selection for T tokens of MoE layer `layer` (its index among
 // all layers): reads the router logits [T, n_expert] (router bias included) and writes the chosen
 // experts ids [T, n_expert_used] and their final weights [T, n_expert_used].
-using RouteOverride = std::function<void(int layer, int64_t T, const float* logits, int32_t* ids,
-                                         float* weights)>;
+using RouteOverride =
+    std::function<void(int layer, int64_t T, const float* logits, int32_t* ids, float* weights)>;
 
 // A tensor a family loader asks for, recorded when loading in plan mode (metadata only).
 struct PlannedTensor {
@@ -141,7 +141,7 @@ struct PlannedTensor {
 };
 
 class Model {
-public:
+  public:
     ModelConfig config;
     TensorView token_embd;  // [n_vocab, n_embd]
     F32Vec output_norm;     // [n_embd]
@@ -168,7 +168,7 @@ public:
     // Takes ownership of weights built at load time (e.g. DeepSeek's split attn_kv_b).
     TensorView own_bytes(DType t, Shape shape, std::vector<uint8_t> bytes);
 
-private:
+  private:
     std::vector<std::unique_ptr<std::vector<float>>> owned_;
     std::vector<std::unique_ptr<std::vector<uint8_t>>> owned_bytes_;
 };

@@ -84,7 +84,8 @@ Preset qwen2moe(std::string name, std::string repo, std::string title, int n_emb
         .u32("expert_count", n_expert)
         .u32("expert_used_count", n_used);
     m.kv.emplace_back("general.file_type", meta_u32(0));
-    m.u32("expert_feed_forward_length", n_ff_exp).u32("expert_shared_feed_forward_length", n_ff_shexp);
+    m.u32("expert_feed_forward_length", n_ff_exp)
+        .u32("expert_shared_feed_forward_length", n_ff_shexp);
     return make(std::move(name), std::move(repo), m, 151936, total_b, active_b);
 }
 
@@ -133,17 +134,18 @@ Preset deepseek(std::string name, std::string repo, std::string title, const Mla
 std::vector<Preset> build() {
     std::vector<Preset> v;
     // mistralai/Mixtral-8x7B-v0.1: 46.7B total, 12.9B active (Mistral AI announcement).
-    v.push_back(llama_like("mixtral-8x7b", "mistralai/Mixtral-8x7B-v0.1", "Mixtral-8x7B (synthetic)",
-                           32000, 32768, 1000000.0, 8, 2, 46.7, 12.9));
+    v.push_back(llama_like("mixtral-8x7b", "mistralai/Mixtral-8x7B-v0.1",
+                           "Mixtral-8x7B (synthetic)", 32000, 32768, 1000000.0, 8, 2, 46.7, 12.9));
     // meta-llama/Meta-Llama-3-8B: dense baseline.
     v.push_back(llama_like("llama-3-8b", "meta-llama/Meta-Llama-3-8B", "Llama-3-8B (synthetic)",
                            128256, 8192, 500000.0, 0, 0, 8.0, 8.0));
     // Qwen/Qwen1.5-MoE-A2.7B: 14.3B total, 2.7B active.
-    v.push_back(qwen2moe("qwen1.5-moe-a2.7b", "Qwen/Qwen1.5-MoE-A2.7B", "Qwen1.5-MoE-A2.7B (synthetic)",
-                         2048, 24, 5632, 16, 16, 8192, 60, 4, 1408, 5632, 14.3, 2.7));
+    v.push_back(qwen2moe("qwen1.5-moe-a2.7b", "Qwen/Qwen1.5-MoE-A2.7B",
+                         "Qwen1.5-MoE-A2.7B (synthetic)", 2048, 24, 5632, 16, 16, 8192, 60, 4, 1408,
+                         5632, 14.3, 2.7));
     // Qwen/Qwen2-57B-A14B: 57B total, 14B active.
-    v.push_back(qwen2moe("qwen2-57b-a14b", "Qwen/Qwen2-57B-A14B", "Qwen2-57B-A14B (synthetic)", 3584,
-                         28, 18944, 28, 4, 131072, 64, 8, 2560, 20480, 57.0, 14.0));
+    v.push_back(qwen2moe("qwen2-57b-a14b", "Qwen/Qwen2-57B-A14B", "Qwen2-57B-A14B (synthetic)",
+                         3584, 28, 18944, 28, 4, 131072, 64, 8, 2560, 20480, 57.0, 14.0));
     {  // Qwen/Qwen3-30B-A3B: 30.5B total, 3.3B active.
         Meta m("qwen3moe", "Qwen3-30B-A3B (synthetic)");
         m.base(40960, 2048, 48, 6144, 32, 4)
@@ -168,19 +170,21 @@ std::vector<Preset> build() {
         v.push_back(make("olmoe-1b-7b", "allenai/OLMoE-1B-7B-0924", m, 50304, 6.9, 1.3));
     }
     // deepseek-ai/DeepSeek-V2-Lite: 15.7B total, 2.4B active; softmax greedy top-6, no q-LoRA.
-    v.push_back(deepseek("deepseek-v2-lite", "deepseek-ai/DeepSeek-V2-Lite", "DeepSeek-V2-Lite (synthetic)",
-                         {2048, 27, 10944, 16, 0, 64, 6, 2, 1408, 1, 1, 1, 1, 1.0, false, 0.707, 102400},
-                         15.7, 2.4));
+    v.push_back(
+        deepseek("deepseek-v2-lite", "deepseek-ai/DeepSeek-V2-Lite", "DeepSeek-V2-Lite (synthetic)",
+                 {2048, 27, 10944, 16, 0, 64, 6, 2, 1408, 1, 1, 1, 1, 1.0, false, 0.707, 102400},
+                 15.7, 2.4));
     // deepseek-ai/DeepSeek-V2: 236B total, 21B active; group-limited greedy (8 groups, 3 used).
-    v.push_back(deepseek("deepseek-v2", "deepseek-ai/DeepSeek-V2", "DeepSeek-V2 (synthetic)",
-                         {5120, 60, 12288, 128, 1536, 160, 6, 2, 1536, 1, 8, 3, 1, 16.0, false, 0.707,
-                          102400},
-                         236.0, 21.0));
+    v.push_back(deepseek(
+        "deepseek-v2", "deepseek-ai/DeepSeek-V2", "DeepSeek-V2 (synthetic)",
+        {5120, 60, 12288, 128, 1536, 160, 6, 2, 1536, 1, 8, 3, 1, 16.0, false, 0.707, 102400},
+        236.0, 21.0));
     // deepseek-ai/DeepSeek-V3: 671B total, 37B active (MTP module not counted); sigmoid + bias,
     // 8 groups / 4 used, scale 2.5, renormalised.
-    v.push_back(deepseek("deepseek-v3", "deepseek-ai/DeepSeek-V3", "DeepSeek-V3 (synthetic)",
-                         {7168, 61, 18432, 128, 1536, 256, 8, 1, 2048, 3, 8, 4, 2, 2.5, true, 1.0, 129280},
-                         671.0, 37.0));
+    v.push_back(
+        deepseek("deepseek-v3", "deepseek-ai/DeepSeek-V3", "DeepSeek-V3 (synthetic)",
+                 {7168, 61, 18432, 128, 1536, 256, 8, 1, 2048, 3, 8, 4, 2, 2.5, true, 1.0, 129280},
+                 671.0, 37.0));
     {  // openai/gpt-oss-20b: 20.9B total, 3.6B active (model card: 21B / 3.6B).
         Meta m("gpt-oss", "gpt-oss-20b (synthetic)");
         m.base(131072, 2880, 24, 2880, 64, 8)
@@ -252,22 +256,26 @@ std::vector<std::pair<std::string, gguf::Value>> synthetic_vocab(int64_t n_vocab
     for (int b = 0; b < 256; ++b) add(byte_symbol(b), 1);
     const std::string sp = byte_symbol(' ');  // "Ġ"
     const std::pair<std::string, std::string> kMerges[] = {
-        {sp, "t"}, {sp, "a"}, {"h", "e"}, {"i", "n"}, {"r", "e"}, {"o", "n"}, {sp + "t", "he"},
-        {"e", "r"}, {sp, "s"}, {"a", "t"}, {"e", "n"}, {sp, "o"}, {sp, "c"}, {"o", "r"},
-        {"e", "s"}, {sp, "w"}, {"i", "s"}, {"a", "n"}, {sp, "b"}, {sp, "f"}, {"i", "t"},
-        {sp, "m"}, {sp, "p"}, {sp, "d"}, {"a", "l"}, {"a", "r"}, {"in", "g"}, {sp + "a", "n"},
+        {sp, "t"},  {sp, "a"}, {"h", "e"}, {"i", "n"}, {"r", "e"}, {"o", "n"},  {sp + "t", "he"},
+        {"e", "r"}, {sp, "s"}, {"a", "t"}, {"e", "n"}, {sp, "o"},  {sp, "c"},   {"o", "r"},
+        {"e", "s"}, {sp, "w"}, {"i", "s"}, {"a", "n"}, {sp, "b"},  {sp, "f"},   {"i", "t"},
+        {sp, "m"},  {sp, "p"}, {sp, "d"},  {"a", "l"}, {"a", "r"}, {"in", "g"}, {sp + "a", "n"},
     };
     for (const auto& [a, b] : kMerges) {
         if (!add(a + b, 1)) break;
         merges.items.push_back(meta_str(a + " " + b));
     }
-    for (int64_t i = int64_t(tokens.items.size()); i < n_vocab; ++i) add("<f" + std::to_string(i) + ">", 1);
+    for (int64_t i = int64_t(tokens.items.size()); i < n_vocab; ++i)
+        add("<f" + std::to_string(i) + ">", 1);
     Kv kv;
     kv.emplace_back("tokenizer.ggml.model", meta_str("gpt2"));
     kv.emplace_back("tokenizer.ggml.pre", meta_str("default"));
-    kv.emplace_back("tokenizer.ggml.tokens", gguf::Value{gguf::ValueType::ARRAY, std::move(tokens)});
-    kv.emplace_back("tokenizer.ggml.token_type", gguf::Value{gguf::ValueType::ARRAY, std::move(types)});
-    kv.emplace_back("tokenizer.ggml.merges", gguf::Value{gguf::ValueType::ARRAY, std::move(merges)});
+    kv.emplace_back("tokenizer.ggml.tokens",
+                    gguf::Value{gguf::ValueType::ARRAY, std::move(tokens)});
+    kv.emplace_back("tokenizer.ggml.token_type",
+                    gguf::Value{gguf::ValueType::ARRAY, std::move(types)});
+    kv.emplace_back("tokenizer.ggml.merges",
+                    gguf::Value{gguf::ValueType::ARRAY, std::move(merges)});
     kv.emplace_back("tokenizer.ggml.bos_token_id", meta_u32(1));
     kv.emplace_back("tokenizer.ggml.eos_token_id", meta_u32(2));
     kv.emplace_back("tokenizer.ggml.padding_token_id", meta_u32(0));

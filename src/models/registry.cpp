@@ -1,7 +1,7 @@
 // The only list of supported model families.
-#include "models/families.h"
 #include "models/common/bind.h"
 #include "models/expert_store.h"
+#include "models/families.h"
 #include "models/tensor_use.h"
 
 namespace moe {
@@ -9,12 +9,12 @@ namespace moe {
 const std::vector<FamilyEntry>& families() {
     static const std::vector<FamilyEntry> kFamilies = {
         // gguf arch    HF classes                                         loader
-        {"llama",     "LlamaForCausalLM,MixtralForCausalLM",             &load_llama},
-        {"qwen2moe",  "Qwen2MoeForCausalLM",                             &load_qwen2moe},
-        {"qwen3moe",  "Qwen3MoeForCausalLM",                             &load_qwen3moe},
-        {"olmoe",     "OlmoeForCausalLM",                                &load_olmoe},
-        {"deepseek2", "DeepseekV2ForCausalLM,DeepseekV3ForCausalLM",     &load_deepseek2},
-        {"gpt-oss",   "GptOssForCausalLM",                               &load_gpt_oss},
+        {"llama", "LlamaForCausalLM,MixtralForCausalLM", &load_llama},
+        {"qwen2moe", "Qwen2MoeForCausalLM", &load_qwen2moe},
+        {"qwen3moe", "Qwen3MoeForCausalLM", &load_qwen3moe},
+        {"olmoe", "OlmoeForCausalLM", &load_olmoe},
+        {"deepseek2", "DeepseekV2ForCausalLM,DeepseekV3ForCausalLM", &load_deepseek2},
+        {"gpt-oss", "GptOssForCausalLM", &load_gpt_oss},
     };
     return kFamilies;
 }

@@ -1,11 +1,10 @@
 #include "runtime/bench.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "models/expert_store.h"
 #include "models/synth.h"
@@ -137,8 +136,9 @@ double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps) {
     return double(n) * sizeof(uint64_t) / best;
 }
 
-Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
-                                           const std::function<void(const BenchResult&)>& on_result) {
+Result<std::vector<BenchResult>> run_bench(
+    const Model& m, const BenchParams& p,
+    const std::function<void(const BenchResult&)>& on_result) {
     const ModelFootprint fp = model_footprint(m);
     const int n_vocab = m.config.n_vocab;
     if (n_vocab < 2) return make_error("the model has no vocabulary");
@@ -215,7 +215,8 @@ Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
                 meter.start();
                 const double t0 = now();
                 for (int i = 0; i < ng; ++i) {
-                    MOE_TRY(auto lg, s.eval_tokens(std::span<const int32_t>(&toks[size_t(i)], 1), false));
+                    MOE_TRY(auto lg,
+                            s.eval_tokens(std::span<const int32_t>(&toks[size_t(i)], 1), false));
                 }
                 const double dt = now() - t0;
                 meter.stop(dt, ng);
@@ -233,7 +234,9 @@ Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
 
 std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResult>& rs) {
     const bool cached = std::any_of(rs.begin(), rs.end(), [](const auto& r) { return r.cached; });
-    std::string s = "| model | size | params | active params | threads | test | t/s | bw bound t/s | % of bound |";
+    std::string s =
+        "| model | size | params | active params | threads | test | t/s | bw bound t/s | % of "
+        "bound |";
     s += cached ? " cache hit | MB read/token | stall |\n" : "\n";
     s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
     s += cached ? " ---: | ---: | ---: |\n" : "\n";
@@ -243,11 +246,13 @@ std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResul
             bound = fmt::format("{:.2f}", r.bound_ts);
             pct = fmt::format("{:.0f}%", 100.0 * r.mean_ts / r.bound_ts);
         }
-        s += fmt::format("| {} | {:.2f} GiB | {:.2f} B | {:.2f} B | {} | {} | {:.2f} ± {:.2f} | {} | {} |",
-                         f.name, double(f.tensor_bytes) / double(1ull << 30), double(f.n_params) * 1e-9,
-                         f.n_active_params * 1e-9, r.threads, r.test, r.mean_ts, r.sd_ts, bound, pct);
+        s += fmt::format(
+            "| {} | {:.2f} GiB | {:.2f} B | {:.2f} B | {} | {} | {:.2f} ± {:.2f} | {} | {} |",
+            f.name, double(f.tensor_bytes) / double(1ull << 30), double(f.n_params) * 1e-9,
+            f.n_active_params * 1e-9, r.threads, r.test, r.mean_ts, r.sd_ts, bound, pct);
         if (cached)
-            s += fmt::format(" {:.1f}% | {:.2f} | {:.1f}% |", r.hit_pct, r.mb_per_token, r.stall_pct);
+            s += fmt::format(" {:.1f}% | {:.2f} | {:.1f}% |", r.hit_pct, r.mb_per_token,
+                             r.stall_pct);
         s += "\n";
     }
     // One line per thread count on the bandwidth measurement.
@@ -255,9 +260,10 @@ std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResul
     for (const auto& r : rs) {
         if (std::find(seen.begin(), seen.end(), r.threads) != seen.end()) continue;
         seen.push_back(r.threads);
-        s += fmt::format("\nhost read bandwidth ({} threads): {:.2f} GB/s; weights read per token: {:.1f} MiB "
-                         "(all tensors, top_k/n_expert of routed experts, one token_embd row)",
-                         r.threads, r.read_bandwidth * 1e-9, f.active_bytes_per_token / double(1 << 20));
+        s += fmt::format(
+            "\nhost read bandwidth ({} threads): {:.2f} GB/s; weights read per token: {:.1f} MiB "
+            "(all tensors, top_k/n_expert of routed experts, one token_embd row)",
+            r.threads, r.read_bandwidth * 1e-9, f.active_bytes_per_token / double(1 << 20));
     }
     s += "\n";
     return s;

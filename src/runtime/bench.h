@@ -24,9 +24,9 @@ namespace moe {
 // and activations are not counted. Parameters count the same way except that token_embd counts
 // in full (the vendors' "active parameters" convention).
 struct ModelFootprint {
-    std::string name;            // "OLMoE-1B-7B (synthetic) Q4_K_M"
+    std::string name;  // "OLMoE-1B-7B (synthetic) Q4_K_M"
     uint64_t file_bytes = 0;
-    uint64_t tensor_bytes = 0;   // sum of tensor data
+    uint64_t tensor_bytes = 0;  // sum of tensor data
     uint64_t n_params = 0;
     double n_active_params = 0;
     double active_bytes_per_token = 0;
@@ -42,11 +42,11 @@ struct BenchParams {
     std::vector<int> n_gen{128};     // tg tests (0s are skipped)
     std::vector<int> threads{0};     // 0: hardware concurrency
     int reps = 5;
-    int tg_prompt = 8;               // untimed prompt before each generation run
+    int tg_prompt = 8;  // untimed prompt before each generation run
     uint64_t bandwidth_bytes = uint64_t(1) << 30;
     uint64_t seed = 1;
-    bool deterministic = false;      // SessionOptions::deterministic (batch-invariant kernels)
-    KvTypes kv_types;                // SessionOptions::kv_types
+    bool deterministic = false;  // SessionOptions::deterministic (batch-invariant kernels)
+    KvTypes kv_types;            // SessionOptions::kv_types
 };
 
 struct BenchResult {
@@ -54,15 +54,16 @@ struct BenchResult {
     int n_prompt = 0, n_gen = 0, threads = 0, reps = 0;
     std::vector<double> samples_ts;
     double mean_ts = 0, sd_ts = 0;
-    double read_bandwidth = 0;   // bytes/s, for the same thread count
-    double bound_ts = 0;         // tg only: read_bandwidth / active_bytes_per_token
+    double read_bandwidth = 0;  // bytes/s, for the same thread count
+    double bound_ts = 0;        // tg only: read_bandwidth / active_bytes_per_token
     // Expert cache (--mem-budget) over the timed runs; cached = false with the resident store.
     bool cached = false;
     double hit_pct = 0, mb_per_token = 0, stall_pct = 0;
 };
 
-Result<std::vector<BenchResult>> run_bench(const Model& m, const BenchParams& p,
-                                           const std::function<void(const BenchResult&)>& on_result = {});
+Result<std::vector<BenchResult>> run_bench(
+    const Model& m, const BenchParams& p,
+    const std::function<void(const BenchResult&)>& on_result = {});
 
 std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResult>& r);
 std::string bench_json(const ModelFootprint& f, const std::vector<BenchResult>& r);

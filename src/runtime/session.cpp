@@ -23,15 +23,16 @@ int default_ctx(const Model& m, int n) {
 
 Session::Session(const Model& m, const SessionOptions& opt)
     : m_(m),
-      kv_(m.config, default_ctx(m, opt.n_ctx), std::max(1, opt.n_seq), opt.kv_tokens,
-          opt.kv_types),
+      kv_(m.config, default_ctx(m, opt.n_ctx), std::max(1, opt.n_seq), opt.kv_tokens, opt.kv_types),
       pool_(default_threads(opt.n_threads)),
       n_batch_(std::max(1, opt.n_batch)),
       n_past_(size_t(std::max(1, opt.n_seq)), 0) {
     pool_.set_kernel_options(KernelOptions{opt.isa, opt.deterministic});
 }
 
-int Session::max_threads() { return ThreadPool::max_threads(); }
+int Session::max_threads() {
+    return ThreadPool::max_threads();
+}
 
 Result<std::unique_ptr<Session>> Session::create(const Model& m, const SessionOptions& opt) {
     if (opt.n_ctx < 0) return make_error("context size {} is negative", opt.n_ctx);

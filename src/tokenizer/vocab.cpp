@@ -66,7 +66,8 @@ Result<void> read_tokens(const ModelSource& src, Vocab& v) {
             auto t = types->items[i].as_int();
             if (!t) return make_error("tokenizer.ggml.token_type[{}] is not an integer", i);
             if (*t < 0 || *t > 6)
-                return make_error("tokenizer.ggml.token_type[{}] = {} is not a token type (0-6)", i, *t);
+                return make_error("tokenizer.ggml.token_type[{}] = {} is not a token type (0-6)", i,
+                                  *t);
             v.tokens[i].type = static_cast<TokenType>(*t);
         }
     }

@@ -33,9 +33,9 @@ namespace moe::cpu {
     MOE_DECLARE_DOT(vec_dot_q6_k_q8k)                              \
     MOE_DECLARE_DOT(vec_dot_iq4_xs_q8k)                            \
     void quantize_row_q8x32(const float* x, void* dst, int64_t K); \
-    void quantize_row_q8_k(const float* x, void* dst, int64_t K);   \
-    void f16_to_f32_row(const void* src, float* dst, int64_t n);  \
-    void bf16_to_f32_row(const void* src, float* dst, int64_t n); \
+    void quantize_row_q8_k(const float* x, void* dst, int64_t K);  \
+    void f16_to_f32_row(const void* src, float* dst, int64_t n);   \
+    void bf16_to_f32_row(const void* src, float* dst, int64_t n);  \
     void q8_0_to_f32_row(const void* src, float* dst, int64_t n);
 
 namespace avx2 {

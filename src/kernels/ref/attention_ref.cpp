@@ -32,7 +32,7 @@ void attention(const ops::AttentionParams& p, const float* q, int64_t T, const i
             const int g = h / group;
             const int64_t first =
                 p.sliding_window > 0 ? std::max<int64_t>(0, pos[t] - p.sliding_window + 1) : 0;
-            std::vector<double> score;  // [positions first..pos[t]]
+            std::vector<double> score;                                  // [positions first..pos[t]]
             std::vector<float> k(size_t(p.k_dim)), v(size_t(p.v_dim));  // stored rows, as f32
             for (int64_t j = first; j <= pos[t]; ++j) {
                 ops::dequantize_row(kv.k_type, kv.k_at(kv.slot(seq[t], j), int64_t(g) * p.k_dim),
