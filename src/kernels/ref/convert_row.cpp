@@ -13,6 +13,7 @@ bool kv_type_supported(DType t) {
 }
 
 void convert_row(DType t, const float* src, void* dst, int64_t n) {
+    if (n <= 0) return;  // an empty row (MLA has no value rows): nothing to write
     auto* d16 = static_cast<uint16_t*>(dst);
     switch (t) {
         case DType::F32:
