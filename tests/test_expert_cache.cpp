@@ -257,6 +257,10 @@ namespace {
 // A synthetic OLMoE-shaped file ~3.5x the budget: the peak resident set (VmHWM, which counts the
 // mapped file pages the process touched as well as its heap) stays under the budget.
 TEST(ExpertCacheBudget, PeakRssStaysUnderBudget) {
+#if defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "ThreadSanitizer's shadow memory makes the measured resident set, and so the "
+                    "minimum budget, vary by several hundred MiB between runs";
+#endif
     const std::string dir = test::temp_path("budget");
     std::filesystem::create_directories(dir);
     const std::string file = dir + "/olmoe.gguf";
@@ -264,16 +268,21 @@ TEST(ExpertCacheBudget, PeakRssStaysUnderBudget) {
         test::run_moeinfer("synth --like olmoe-1b-7b --type q4_0 --layers 6 -q -t 2 -o " + file);
     ASSERT_EQ(s.code, 0) << s.err;
     // The minimum budget depends on the measured resident set (larger under ASan): ask for it with
-    // a budget that is too small, then run at 0.1 GiB above it.
+    // a budget that is too small, then run just above it.
+#if defined(__SANITIZE_ADDRESS__)
+    const double margin_gib = 0.5, file_over_budget = 1.0;
+#else
+    const double margin_gib = 0.1, file_over_budget = 2.0;
+#endif
     const std::string bench = "bench -m " + file + " -p 16 -n 8 -r 1 -t 2 --bw-mib 1 --mem-budget ";
     const auto small = test::run_moeinfer(bench + "0.01");
     ASSERT_NE(small.code, 0);
     const std::string min_key = "minimum of ";
     const size_t min_at = small.err.find(min_key);
     ASSERT_NE(min_at, std::string::npos) << small.err;
-    const double budget_gib = std::stod(small.err.substr(min_at + min_key.size())) + 0.1;
+    const double budget_gib = std::stod(small.err.substr(min_at + min_key.size())) + margin_gib;
     const double file_gib = double(std::filesystem::file_size(file)) / double(1 << 30);
-    EXPECT_GT(file_gib, 2 * budget_gib);
+    EXPECT_GT(file_gib, file_over_budget * budget_gib);
     const auto r = test::run_moeinfer(bench + std::to_string(budget_gib));
     std::filesystem::remove_all(dir);
     ASSERT_EQ(r.code, 0) << r.err;
@@ -282,7 +291,7 @@ TEST(ExpertCacheBudget, PeakRssStaysUnderBudget) {
     ASSERT_NE(at, std::string::npos) << r.err;
     const double peak_mib = std::stod(r.err.substr(at + key.size()));
     RecordProperty("peak_mib", std::to_string(peak_mib));
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)
     // Sanitizer runtimes add shadow memory and keep freed blocks in quarantine, so the process's
     // peak is not the engine's (ASan: about 2% over). The budget is checked in the plain build.
     (void)peak_mib;
