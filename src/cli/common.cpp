@@ -63,13 +63,20 @@ void add_weight_memory_options(CLI::App* cmd) {
     map->excludes(load);
 }
 
+namespace {
+// An expert cache reads experts itself: the file is mapped and not read in at load.
+void map_without_reading_in() {
+    set_weight_memory(WeightMemory::Map);
+    set_populate_mappings(false);
+}
+}  // namespace
+
 void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a) {
     auto* b = cmd->add_option_function<double>(
                      "--mem-budget",
                      [&a](double g) {
                          a.gib = g;
-                         set_weight_memory(WeightMemory::Map);
-                         set_populate_mappings(false);
+                         map_without_reading_in();
                      },
                      "memory for the whole process, GiB: experts beyond it are read from the "
                      "file into a cache of that size")
@@ -82,8 +89,7 @@ void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a) {
                       "--cache-slots",
                       [&a](int64_t n) {
                           a.slots = n;
-                          set_weight_memory(WeightMemory::Map);
-                          set_populate_mappings(false);
+                          map_without_reading_in();
                       },
                       "expert cache of exactly N slots (one expert of one layer each), instead "
                       "of sizing it from --mem-budget")
