@@ -50,8 +50,10 @@ TEST_P(CachedLogits, BitIdenticalToResident) {
     const auto toks = test::load_ref(name)["tokens"].get<std::vector<int32_t>>();
     const auto want_batch = all_logits(**m, toks, 512);
     const auto want_steps = all_logits(**m, toks, 1);
-    for (CachePolicy pol : {CachePolicy::Lru, CachePolicy::Lfru}) {
-        auto cache = make_expert_cache(**m, 3, pol, 2);
+    for (const auto& [pol, prefetch] : {std::pair{CachePolicy::Lru, false},
+                                        std::pair{CachePolicy::Lfru, false},
+                                        std::pair{CachePolicy::Lfru, true}}) {
+        auto cache = make_expert_cache(**m, 3, pol, 2, prefetch);
         ASSERT_TRUE(cache.ok()) << cache.message();
         (*m)->experts = *cache;
         const auto got_batch = all_logits(**m, toks, 512);
@@ -60,10 +62,12 @@ TEST_P(CachedLogits, BitIdenticalToResident) {
         EXPECT_GT(t.misses, 3u) << "the cache should have evicted";
         ASSERT_EQ(got_batch.size(), want_batch.size());
         EXPECT_TRUE(std::equal(got_batch.begin(), got_batch.end(), want_batch.begin()))
-            << name << " " << type << " " << cache_policy_name(pol) << " one batch: max_rel "
+            << name << " " << type << " " << cache_policy_name(pol) << " prefetch " << prefetch
+            << " one batch: max_rel "
             << test::max_rel(got_batch, want_batch);
         EXPECT_TRUE(std::equal(got_steps.begin(), got_steps.end(), want_steps.begin()))
-            << name << " " << type << " " << cache_policy_name(pol) << " token by token";
+            << name << " " << type << " " << cache_policy_name(pol) << " prefetch " << prefetch
+            << " token by token";
     }
 }
 
@@ -204,7 +208,7 @@ TEST_P(CacheVsSimulation, HitsAndMissesMatch) {
     const std::string policy = GetParam();
     const std::string out = test::temp_path("sim_" + policy + ".json");
     const auto r = test::run_moeinfer("run -m " + kDemo +
-                                      " -n 40 -c 128 --temp 0 --cache-slots 12 "
+                                      " -n 40 -c 128 --temp 0 --cache-slots 12 --prefetch off "
                                       "--cache-policy " +
                                       policy + " --routing-stats " + out +
                                       " -p \"The little robot walked to the market and\"");

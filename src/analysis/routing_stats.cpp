@@ -455,7 +455,13 @@ void RoutingStats::set_cache(const ExpertStoreStats& st) {
             {"hit_rate", acc > 0 ? double(l.hits) / acc : 0.0},
             {"bytes_read", l.bytes_read},
             {"bytes_read_per_token", n_tok > 0 ? double(l.bytes_read) / double(n_tok) : 0.0},
-            {"stall_seconds", l.stall_s}};
+            {"stall_seconds", l.stall_s},
+            {"predicted", l.predicted},
+            {"predicted_used", l.predicted_used},
+            {"prediction_rate",
+             l.predicted > 0 ? double(l.predicted_used) / double(l.predicted) : 0.0},
+            {"prefetched", l.prefetched},
+            {"prefetch_hits", l.prefetch_hits}};
     };
     json layers = json::array();
     for (size_t i = 0; i < layer_index_.size(); ++i) {
@@ -466,6 +472,7 @@ void RoutingStats::set_cache(const ExpertStoreStats& st) {
         layers.push_back(std::move(L));
     }
     cache_ = {{"policy", st.policy},
+              {"prefetch", st.prefetch},
               {"slots", st.slots},
               {"slot_bytes", st.slot_bytes},
               {"total", layer_json(st.total())},

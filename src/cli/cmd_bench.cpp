@@ -8,7 +8,9 @@
 #include "cli/common.h"
 #include "core/sysinfo.h"
 #include "models/model.h"
+#include "models/expert_cache.h"
 #include "runtime/bench.h"
+#include "runtime/decode_prediction.h"
 
 namespace moe::cli {
 namespace {
@@ -67,17 +69,40 @@ int run_bench_cmd(const BenchArgs& a) {
     int max_p = 1, max_g = 0;
     for (int x : p.n_prompt) max_p = std::max(max_p, x);
     for (int x : p.n_gen) max_g = std::max(max_g, x);
-    if (auto b =
-            apply_mem_budget(**model, a.budget, std::max(max_p, p.tg_prompt + max_g) + 8, 1, a.kv);
-        !b)
-        return report(b.message());
+    auto plan =
+        apply_mem_budget(**model, a.budget, std::max(max_p, p.tg_prompt + max_g) + 8, 1, a.kv);
+    if (!plan) return report(plan.message());
     const ModelFootprint fp = model_footprint(**model);
+    // The disk side of the prediction, measured before the runs (they read the file too).
+    double disk_bw = 0;
+    if (plan->slots > 0) {
+        auto d = measure_disk_read_bandwidth((*model)->source->path(), uint64_t(256) << 20,
+                                             a.budget.io_threads);
+        if (!d) return report(d.message());
+        disk_bw = *d;
+    }
     auto r = run_bench(**model, p, [&](const BenchResult& res) {
         if (!a.json)
             std::fprintf(stderr, "%s t=%d: %.2f ± %.2f t/s\n", res.test.c_str(), res.threads,
                          res.mean_ts, res.sd_ts);
     });
     if (!r) return report(r.message());
+    if (plan->slots > 0) {
+        const ModelConfig& c = (*model)->config;
+        DecodeBytes db;
+        db.expert_bytes = routed_expert_bytes(**model);
+        db.n_experts = uint64_t(c.n_moe_layers()) * uint64_t(c.moe.n_expert);
+        db.experts_per_token =
+            double(db.expert_bytes) * double(c.moe.n_expert_used) / double(c.moe.n_expert);
+        db.non_expert_per_token = std::max(0.0, fp.active_bytes_per_token - db.experts_per_token);
+        const double share = std::min(1.0, double(plan->slots) / double(db.n_experts));
+        for (BenchResult& res : *r)
+            if (res.n_gen > 0) {
+                res.predicted_share = share, res.disk_bandwidth = disk_bw;
+                res.predicted_ts =
+                    predict_decode(db, share, res.read_bandwidth, disk_bw).tokens_per_second;
+            }
+    }
     const std::string out = a.json ? bench_json(fp, *r) : bench_markdown(fp, *r);
     std::fwrite(out.data(), 1, out.size(), stdout);
     if (const auto pm = read_process_memory(); pm && a.budget.gib > 0)

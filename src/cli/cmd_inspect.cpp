@@ -2,6 +2,8 @@
 // parameters per token by role (both embedding conventions), storage by tensor type, and whether
 // weights + KV cache fit in this machine's RAM or a given amount of VRAM. `--json` prints one
 // object with `total_params` and `active_params` (external checks read these names).
+// `--mem-budget GiB` adds the predicted decode speed with a budgeted expert cache
+// (runtime/decode_prediction.h) from this machine's measured RAM and disk read bandwidth.
 #include <fmt/core.h>
 
 #include <cmath>
@@ -17,7 +19,10 @@
 #include "core/sysinfo.h"
 #include "formats/metadata_source.h"
 #include "models/model.h"
+#include "models/expert_cache.h"
 #include "models/presets.h"
+#include "runtime/bench.h"
+#include "runtime/decode_prediction.h"
 
 namespace moe::cli {
 namespace {
@@ -28,6 +33,10 @@ struct InspectArgs {
     double vram_gib = -1;
     bool json = false, tensors = false;
     KvTypes kv;  // --cache-type-k / --cache-type-v
+    double budget_gib = 0;             // --mem-budget: predict decode speed with this budget
+    double ram_gbs = 0, disk_gbs = 0;  // > 0: use instead of measuring
+    int threads = 0, bw_mib = 512;
+    std::string disk_probe = ".";  // --like: where the disk read bandwidth is measured
 };
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
@@ -163,7 +172,131 @@ Memory estimate_memory(const InspectArgs& a, const Inspected& in) {
     return m;
 }
 
-void print_json(const InspectArgs& a, const Inspected& in, const Memory& mm) {
+// decode tok/s for --mem-budget: the budget's share of experts and 100/75/50/25% of them.
+struct BudgetRow {
+    std::string label;
+    double share = 0;
+    DecodePrediction p;
+};
+struct BudgetReport {
+    bool on = false;
+    double ram_bw = 0, disk_bw = 0;  // bytes/s
+    std::string ram_how, disk_how;   // "measured ..." / "given"
+    DecodeBytes bytes;
+    uint64_t resident = 0, budget = 0, min_budget = 0;
+    bool below_min = false;
+    std::vector<BudgetRow> rows;
+};
+
+// Per-token bytes from the counted tensors: routed experts k of n per MoE layer, token_embd one
+// row (unless it is also the output head), every other tensor whole.
+DecodeBytes decode_bytes(const Inspected& in) {
+    const ModelConfig& c = in.model->config;
+    const ParamReport& pr = in.params;
+    DecodeBytes b;
+    b.expert_bytes = pr.role(ParamRole::RoutedExperts).bytes;
+    b.n_experts = uint64_t(c.n_moe_layers()) * uint64_t(std::max(c.moe.n_expert, 0));
+    if (c.moe.n_expert > 0)
+        b.experts_per_token =
+            double(b.expert_bytes) * double(c.moe.n_expert_used) / double(c.moe.n_expert);
+    for (const auto& t : pr.tensors) {
+        if (t.role == ParamRole::RoutedExperts) continue;
+        if (t.role == ParamRole::Embedding && !pr.tied_embeddings && t.shape.rows() > 0)
+            b.non_expert_per_token += double(t.bytes) / double(t.shape.rows());
+        else
+            b.non_expert_per_token += double(t.bytes);
+    }
+    return b;
+}
+
+Result<BudgetReport> budget_report(const InspectArgs& a, const Inspected& in) {
+    BudgetReport r;
+    if (a.budget_gib <= 0) return r;
+    r.on = true;
+    const ModelConfig& c = in.model->config;
+    if (c.n_moe_layers() == 0) return make_error("--mem-budget: the model has no MoE layers");
+    r.bytes = decode_bytes(in);
+    if (a.ram_gbs > 0) {
+        r.ram_bw = a.ram_gbs * 1e9, r.ram_how = "given (--ram-bw)";
+    } else {
+        MOE_TRY(auto pool, ThreadPool::create(a.threads));
+        r.ram_bw = measure_read_bandwidth(*pool, uint64_t(a.bw_mib) << 20);
+        r.ram_how = fmt::format("measured, {} threads, {} MiB buffer", pool->size(), a.bw_mib);
+    }
+    if (a.disk_gbs > 0) {
+        r.disk_bw = a.disk_gbs * 1e9, r.disk_how = "given (--disk-bw)";
+    } else if (in.format == "preset") {
+        MOE_TRY(r.disk_bw, measure_dir_read_bandwidth(a.disk_probe, uint64_t(256) << 20, 4));
+        r.disk_how = fmt::format("measured, 256 MiB probe file in '{}', cache dropped",
+                                 a.disk_probe);
+    } else {
+        MOE_TRY(r.disk_bw, measure_disk_read_bandwidth(in.source, uint64_t(256) << 20, 4));
+        r.disk_how = "measured, first 256 MiB of the file, cache dropped";
+    }
+    const int k = c.moe.n_expert_used;
+    r.budget = uint64_t(a.budget_gib * kGiB);
+    r.resident = in.params.weight_bytes - r.bytes.expert_bytes +
+                 kv_cache_bytes(c, a.n_ctx, a.kv) + budget_buffer_bytes(c, int(a.n_ctx));
+    const double per = double(r.bytes.expert_bytes) / double(r.bytes.n_experts);
+    r.min_budget = r.resident + uint64_t(double(k) * per);
+    const double share = budget_expert_share(r.bytes, r.budget, r.resident, k);
+    r.below_min = share < 0;
+    if (!r.below_min)
+        r.rows.push_back({fmt::format("--mem-budget {:g} GiB", a.budget_gib), share,
+                          predict_decode(r.bytes, share, r.ram_bw, r.disk_bw)});
+    for (const double s : {1.0, 0.75, 0.5, 0.25})
+        r.rows.push_back({fmt::format("{:.0f}% of experts", 100 * s), s,
+                          predict_decode(r.bytes, s, r.ram_bw, r.disk_bw)});
+    return r;
+}
+
+nlohmann::json budget_json(const BudgetReport& r) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& row : r.rows)
+        rows.push_back({{"label", row.label},
+                        {"resident_share", row.share},
+                        {"ram_bytes_per_token", row.p.ram_bytes},
+                        {"disk_bytes_per_token", row.p.disk_bytes},
+                        {"tokens_per_second", row.p.tokens_per_second},
+                        {"budget_bytes", r.resident + uint64_t(row.share * r.bytes.expert_bytes)}});
+    return {{"assumption", "uniform routing"},
+            {"budget_bytes", r.budget},
+            {"resident_bytes", r.resident},
+            {"min_budget_bytes", r.min_budget},
+            {"below_minimum", r.below_min},
+            {"ram_bandwidth_gbs", r.ram_bw * 1e-9},
+            {"ram_bandwidth", r.ram_how},
+            {"disk_bandwidth_gbs", r.disk_bw * 1e-9},
+            {"disk_bandwidth", r.disk_how},
+            {"non_expert_bytes_per_token", r.bytes.non_expert_per_token},
+            {"expert_bytes_per_token", r.bytes.experts_per_token},
+            {"rows", rows}};
+}
+
+void print_budget(const BudgetReport& r) {
+    fmt::print("\ndecode speed with a budgeted expert cache, assuming uniform routing\n");
+    fmt::print("  RAM read bandwidth  {:.2f} GB/s ({})\n", r.ram_bw * 1e-9, r.ram_how);
+    fmt::print("  disk read bandwidth {:.2f} GB/s ({})\n", r.disk_bw * 1e-9, r.disk_how);
+    fmt::print(
+        "  per token: {:.1f} MiB of non-expert weights + {:.1f} MiB of routed experts; "
+        "resident part {} (non-expert weights, KV, buffers)\n",
+        r.bytes.non_expert_per_token / double(1 << 20),
+        r.bytes.experts_per_token / double(1 << 20), gib(r.resident));
+    if (r.below_min)
+        fmt::print("  --mem-budget {} is below the minimum of {} (resident part + one layer's "
+                   "top-k experts)\n",
+                   gib(r.budget), gib(r.min_budget));
+    fmt::print("  {:<22} {:>10} {:>10} {:>14} {:>15} {:>10}\n", "", "experts in", "memory",
+               "RAM MiB/token", "disk MiB/token", "tok/s");
+    for (const auto& row : r.rows)
+        fmt::print("  {:<22} {:>9.1f}% {:>10} {:>14.1f} {:>15.1f} {:>10.2f}\n", row.label,
+                   100 * row.share, gib(r.resident + uint64_t(row.share * r.bytes.expert_bytes)),
+                   row.p.ram_bytes / double(1 << 20), row.p.disk_bytes / double(1 << 20),
+                   row.p.tokens_per_second);
+}
+
+void print_json(const InspectArgs& a, const Inspected& in, const Memory& mm,
+                const BudgetReport& budget) {
     const ModelConfig& c = in.model->config;
     const ParamReport& pr = in.params;
     const int n_moe = c.n_moe_layers(), n_dense = c.n_layer - n_moe;
@@ -250,6 +383,7 @@ void print_json(const InspectArgs& a, const Inspected& in, const Memory& mm) {
         j["tensors"] = ts;
     }
     if (in.provenance) j["provenance"] = provenance_json(*in.provenance);
+    if (budget.on) j["mem_budget"] = budget_json(budget);
     fmt::print("{}\n", j.dump(2));
 }
 
@@ -402,14 +536,17 @@ int run_inspect(const InspectArgs& a) {
     const Inspected& in = *res;
     if (auto k = check_kv_types(in.model->config, a.kv); !k) return report(k.message());
     const Memory mem = estimate_memory(a, in);
+    auto br = budget_report(a, in);
+    if (!br) return report(br.message());
     if (a.json) {
-        print_json(a, in, mem);
+        print_json(a, in, mem, *br);
         return 0;
     }
     print_architecture(in);
     print_params(in);
     print_storage(in);
     print_memory(a, in, mem);
+    if (br->on) print_budget(*br);
     print_provenance(in);
     if (a.tensors) print_tensors(in);
     return 0;
@@ -431,6 +568,22 @@ void register_inspect_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--vram", a->vram_gib, "also say whether it fits in this many GiB")
         ->check(finite_in(0, 1 << 20));
     add_kv_cache_options(cmd, a->kv);
+    cmd->add_option("--mem-budget", a->budget_gib,
+                    "predict decode tok/s with an expert cache of this many GiB for the whole "
+                    "process (and with 100/75/50/25% of the experts), assuming uniform routing")
+        ->check(finite_in(0.001, 1 << 20));
+    cmd->add_option("--ram-bw", a->ram_gbs, "with --mem-budget: RAM read GB/s instead of measuring")
+        ->check(finite_in(0.001, 1e6));
+    cmd->add_option("--disk-bw", a->disk_gbs,
+                    "with --mem-budget: disk read GB/s instead of measuring")
+        ->check(finite_in(0.001, 1e6));
+    cmd->add_option("--disk-probe", a->disk_probe,
+                    "with --like --mem-budget: folder whose disk is measured (default .)");
+    cmd->add_option("-t,--threads", a->threads,
+                    "threads for the RAM bandwidth measurement (default: all cores)")
+        ->check(CLI::Range(0, 4096));
+    cmd->add_option("--bw-mib", a->bw_mib, "RAM bandwidth buffer, MiB (default 512)")
+        ->check(CLI::Range(1, 65536));
     cmd->add_flag("--json", a->json, "print one JSON object");
     cmd->add_flag("--tensors", a->tensors, "also list every tensor with its role");
     cmd->callback([a, &exit_code] { exit_code = run_inspect(*a); });

@@ -91,6 +91,10 @@ int run_generate(RunArgs a) {
                        "expert cache: {:.1f}% hits, {:.2f} MB read/token, {:.2f} s stalled\n",
                        100.0 * double(c.hits) / acc, double(c.bytes_read) / 1e6 / std::max(n, 1.0),
                        c.stall_s);
+        if (c.predicted > 0)
+            fmt::print(stderr, "prefetch: {:.1f}% of {} predicted experts routed, {} hits\n",
+                       100.0 * double(c.predicted_used) / double(c.predicted), c.predicted,
+                       c.prefetch_hits);
         if (const auto pm = read_process_memory(); pm && a.budget.gib > 0)
             fmt::print(stderr, "peak memory (VmHWM): {:.1f} MiB of a {:.1f} MiB budget\n",
                        double(pm->peak_rss) / (1 << 20), a.budget.gib * 1024);

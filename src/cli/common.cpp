@@ -83,6 +83,10 @@ void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a) {
                   ->check(finite_in(0.001, 1 << 20));
     cmd->add_option("--cache-policy", a.policy, "expert cache eviction: lru or lfru (default)")
         ->check(CLI::IsMember({"lru", "lfru"}));
+    cmd->add_option("--prefetch", a.prefetch,
+                    "expert cache: predict layer l+1's experts from layer l's output and read "
+                    "them ahead: on (default) or off")
+        ->check(CLI::IsMember({"on", "off"}));
     cmd->add_option("--io-threads", a.io_threads, "expert cache reader threads (default 4)")
         ->check(CLI::Range(1, 16));
     auto* sl = cmd->add_option_function<int64_t>(
@@ -98,20 +102,21 @@ void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a) {
     if (auto* nm = cmd->get_option_no_throw("--no-mmap")) b->excludes(nm), sl->excludes(nm);
 }
 
-Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq, KvTypes kv) {
-    if (a.gib <= 0 && a.slots <= 0) return {};
+Result<BudgetPlan> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq,
+                                    KvTypes kv) {
+    if (a.gib <= 0 && a.slots <= 0) return BudgetPlan{};
     ExpertBudget b;
     b.budget_gib = a.gib;
     b.n_ctx = n_ctx, b.n_seq = n_seq;
     b.kv_types = kv;
     MOE_TRY(b.policy, parse_cache_policy(a.policy));
     b.io_threads = a.io_threads;
+    b.prefetch = a.prefetch == "on";
     b.slots = uint64_t(a.slots);
     std::string note;
     MOE_TRY(const BudgetPlan plan, attach_expert_cache(m, b, note));
-    (void)plan;
     fmt::print(stderr, "{}\n", note);
-    return {};
+    return plan;
 }
 
 void add_kv_cache_options(CLI::App* cmd, KvTypes& t) {

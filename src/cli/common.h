@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "models/expert_cache.h"
 #include "models/kv_layout.h"
 #include "models/model.h"
 #include "runtime/sampler.h"
@@ -37,13 +38,15 @@ struct MemBudgetArgs {
     double gib = 0;  // 0: no budget
     std::string policy = "lfru";
     int io_threads = 4;
-    int64_t slots = 0;  // --cache-slots
+    int64_t slots = 0;           // --cache-slots
+    std::string prefetch = "on";  // --prefetch: speculative prefetch of the next layer
 };
 void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a);
 // After load_model: applies the budget (if any) for a context of n_ctx tokens x n_seq; prints
 // the one-line note (cache size, or resident mode) on stderr.
-Result<void> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq = 1,
-                              KvTypes kv = {});
+// Returns the plan (slots 0 without a budget).
+Result<BudgetPlan> apply_mem_budget(Model& m, const MemBudgetArgs& a, int n_ctx, int n_seq = 1,
+                                    KvTypes kv = {});
 // --cache-type-k / --cache-type-v: the types the KV cache stores rows in (f32, f16, bf16, q8_0;
 // default f32). Whether the model's widths allow them is the session's check.
 void add_kv_cache_options(CLI::App* cmd, KvTypes& t);

@@ -54,6 +54,7 @@ struct Slot {
     int pins = 0;
     SlotState state = SlotState::Empty;
     uint64_t last_use = 0;
+    bool prefetched = false;  // filled by a prediction and not accessed since
     std::string error;
 };
 
@@ -61,7 +62,7 @@ class ExpertCache final : public ExpertStore {
   public:
     ExpertCache(const Model& m, std::string path, int fd, uint64_t file_size, uint8_t* pool,
                 uint64_t pool_len, uint64_t slots, uint64_t slot_bytes, CachePolicy policy,
-                int io_threads, std::vector<ExpertLoc> locs)
+                int io_threads, bool prefetch, std::vector<ExpertLoc> locs)
         : path_(std::move(path)),
           fd_(fd),
           file_size_(file_size),
@@ -69,12 +70,15 @@ class ExpertCache final : public ExpertStore {
           pool_len_(pool_len),
           slot_bytes_(slot_bytes),
           policy_(policy),
+          prefetch_(prefetch),
           n_expert_(m.config.moe.n_expert),
           locs_(std::move(locs)),
           slots_(slots),
           where_(locs_.size(), -1),
-          freq_(locs_.size(), 0) {
+          freq_(locs_.size(), 0),
+          predicted_(locs_.size(), 0) {
         stats_.cached = true;
+        stats_.prefetch = prefetch;
         stats_.policy = cache_policy_name(policy);
         stats_.slots = slots;
         stats_.slot_bytes = slot_bytes;
@@ -101,31 +105,29 @@ class ExpertCache final : public ExpertStore {
     }
 
     Result<size_t> acquire(int il, std::span<const int32_t> active) override {
-        std::lock_guard lock(mu_);
+        std::unique_lock lock(mu_);
         auto& win = window_[size_t(il)];
         win.clear();
         ExpertLayerStats& st = stats_.layers[size_t(il)];
         bool queued = false;
         for (const int32_t e : active) {
             const int32_t key = il * n_expert_ + e;
+            if (predicted_[size_t(key)]) ++st.predicted_used, predicted_[size_t(key)] = 0;
             int32_t s = where_[size_t(key)];
             if (s >= 0) {
                 ++st.hits;
+                if (slots_[size_t(s)].prefetched) ++st.prefetch_hits;
                 touch_frequency(key);
             } else {
-                s = victim();
+                s = take_victim(lock, il, -1);
                 if (s < 0) break;  // every slot pinned: the caller computes these first
                 touch_frequency(key);
-                evict(s);
-                Slot& sl = slots_[size_t(s)];
-                sl.key = key, sl.state = SlotState::Loading, sl.error.clear();
-                where_[size_t(key)] = s;
-                queue_.push_back(s);
+                start_read(s, il, e, demand_);
                 queued = true;
                 ++st.misses;
-                point_views(il, e, s);
             }
             Slot& sl = slots_[size_t(s)];
+            sl.prefetched = false;
             ++sl.pins;
             sl.last_use = ++tick_;
             win.push_back(s);
@@ -159,6 +161,34 @@ class ExpertCache final : public ExpertStore {
 
     std::span<const ops::ExpertWeights> views(int il) const override { return views_[size_t(il)]; }
 
+    bool wants_prediction() const override { return prefetch_; }
+
+    // Marks the prediction (counted against the next acquire of il) and reads the predicted
+    // experts it does not hold into victims chosen by the policy, never evicting another
+    // expert of this prediction. Not an access: frequencies stay, last use is now.
+    void prefetch(int il, std::span<const int32_t> predicted) override {
+        if (!prefetch_) return;
+        std::unique_lock lock(mu_);
+        ExpertLayerStats& st = stats_.layers[size_t(il)];
+        const size_t base = size_t(il) * size_t(n_expert_);
+        std::fill_n(predicted_.begin() + ptrdiff_t(base), n_expert_, uint8_t(0));
+        for (const int32_t e : predicted) predicted_[base + size_t(e)] = 1;
+        st.predicted += predicted.size();
+        bool queued = false;
+        for (const int32_t e : predicted) {
+            if (where_[base + size_t(e)] >= 0) continue;
+            const int32_t s = take_victim(lock, il, il);
+            if (s < 0) break;  // the rest of the slots hold this prediction or are pinned
+            start_read(s, il, e, prefetch_queue_);
+            Slot& sl = slots_[size_t(s)];
+            sl.prefetched = true;
+            sl.last_use = ++tick_;
+            ++st.prefetched;
+            queued = true;
+        }
+        if (queued) work_cv_.notify_all();
+    }
+
     void release(int il) override {
         std::lock_guard lock(mu_);
         for (const int32_t s : window_[size_t(il)]) --slots_[size_t(s)].pins;
@@ -183,15 +213,39 @@ class ExpertCache final : public ExpertStore {
     }
 
     // The unpinned slot to refill: an empty one, else by policy; -1 when all are pinned.
-    int32_t victim() const {
+    // `spare` >= 0: slots holding that layer's predicted experts are not candidates. A slot
+    // still being read (an unused prefetch) is a candidate like any other, so the counts do not
+    // depend on I/O timing; take_victim waits for its read to end.
+    int32_t victim(int spare) const {
         int32_t best = -1;
         for (int32_t s = 0; s < int32_t(slots_.size()); ++s) {
             const Slot& sl = slots_[size_t(s)];
-            if (sl.pins > 0 || sl.state == SlotState::Loading) continue;
+            if (sl.pins > 0) continue;
             if (sl.key < 0) return s;
+            if (spare >= 0 && sl.key / n_expert_ == spare && predicted_[size_t(sl.key)]) continue;
             if (best < 0 || worse(sl, slots_[size_t(best)])) best = s;
         }
         return best;
+    }
+    int32_t take_victim(std::unique_lock<std::mutex>& lock, int il, int spare) {
+        const int32_t s = victim(spare);
+        if (s < 0 || slots_[size_t(s)].state != SlotState::Loading) return s;
+        work_cv_.notify_all();  // reads queued by this call must not wait behind us
+        const auto t0 = std::chrono::steady_clock::now();
+        done_cv_.wait(lock, [&] { return slots_[size_t(s)].state != SlotState::Loading; });
+        stats_.layers[size_t(il)].stall_s +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return s;
+    }
+    // Evicts slot s and queues the read of (il, e) into it.
+    void start_read(int32_t s, int il, int e, std::deque<int32_t>& queue) {
+        evict(s);
+        const int32_t key = il * n_expert_ + e;
+        Slot& sl = slots_[size_t(s)];
+        sl.key = key, sl.state = SlotState::Loading, sl.error.clear(), sl.prefetched = false;
+        where_[size_t(key)] = s;
+        queue.push_back(s);
+        point_views(il, e, s);
     }
     bool worse(const Slot& a, const Slot& b) const {  // a is the better victim
         if (policy_ == CachePolicy::Lfru && freq_[size_t(a.key)] != freq_[size_t(b.key)])
@@ -215,10 +269,13 @@ class ExpertCache final : public ExpertStore {
             int32_t s = -1, key = -1;
             {
                 std::unique_lock lock(mu_);
-                work_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+                work_cv_.wait(lock,
+                              [&] { return stop_ || !demand_.empty() || !prefetch_queue_.empty(); });
                 if (stop_) return;
-                s = queue_.front();
-                queue_.pop_front();
+                // Reads the layer being computed waits for go before predictions.
+                auto& q = demand_.empty() ? prefetch_queue_ : demand_;
+                s = q.front();
+                q.pop_front();
                 key = slots_[size_t(s)].key;
             }
             std::string err = read_expert(key, pool_ + uint64_t(s) * slot_bytes_);
@@ -272,6 +329,7 @@ class ExpertCache final : public ExpertStore {
     uint8_t* const pool_;
     const uint64_t pool_len_, slot_bytes_;
     const CachePolicy policy_;
+    const bool prefetch_;
     const int n_expert_;
     const std::vector<ExpertLoc> locs_;  // [n_layer * n_expert]
 
@@ -279,9 +337,10 @@ class ExpertCache final : public ExpertStore {
     std::condition_variable work_cv_, done_cv_;
     std::vector<Slot> slots_;
     std::vector<int32_t> where_;  // [n_layer * n_expert]: slot or -1
-    std::vector<uint32_t> freq_;  // [n_layer * n_expert] (lfru)
+    std::vector<uint32_t> freq_;      // [n_layer * n_expert] (lfru)
+    std::vector<uint8_t> predicted_;  // [n_layer * n_expert]: in the layer's last prediction
     uint64_t tick_ = 0, accesses_ = 0;
-    std::deque<int32_t> queue_;  // slots to read
+    std::deque<int32_t> demand_, prefetch_queue_;  // slots to read
     bool stop_ = false;
     std::vector<std::vector<ops::ExpertWeights>> views_;  // [n_layer][n_expert]
     std::vector<std::vector<int32_t>> window_;            // [n_layer]: pinned slots, in order
@@ -355,6 +414,16 @@ double gib(uint64_t b) {
 
 }  // namespace
 
+uint64_t budget_buffer_bytes(const ModelConfig& c, int n_ctx) {
+    // The activations of a prompt batch of up to 512 tokens (the default batch; never more than
+    // the context): residual and sublayer rows, MoE rows, logits of every row (eval), plus
+    // 64 MiB for the thread pool, allocator and code.
+    const uint64_t T = uint64_t(std::min(512, n_ctx)), k = uint64_t(c.moe.n_expert_used),
+                   ff = uint64_t(c.moe.n_ff_exp);
+    return (uint64_t(64) << 20) +
+           T * (k * ff * 4 * 4 + uint64_t(c.n_embd) * 4 * 8 + uint64_t(c.n_vocab) * 4);
+}
+
 uint64_t routed_expert_bytes(const Model& m) {
     uint64_t n = 0;
     for (const auto& L : m.layers)
@@ -365,7 +434,8 @@ uint64_t routed_expert_bytes(const Model& m) {
 }
 
 Result<std::shared_ptr<ExpertStore>> make_expert_cache(const Model& m, uint64_t slots,
-                                                       CachePolicy policy, int io_threads) {
+                                                       CachePolicy policy, int io_threads,
+                                                       bool prefetch) {
     const MappedFile* f = gguf_mapping(m);
     if (!f) return make_error("--mem-budget needs a GGUF file ({} is not one)", m.source->path());
     if (m.config.n_moe_layers() == 0)
@@ -386,7 +456,8 @@ Result<std::shared_ptr<ExpertStore>> make_expert_cache(const Model& m, uint64_t 
     }
     return std::shared_ptr<ExpertStore>(
         new ExpertCache(m, f->path(), fd, f->size(), static_cast<uint8_t*>(pool), len, slots,
-                        slot_bytes, policy, std::clamp(io_threads, 1, 16), std::move(locs)));
+                        slot_bytes, policy, std::clamp(io_threads, 1, 16), prefetch,
+                        std::move(locs)));
 }
 
 Result<BudgetPlan> attach_expert_cache(Model& m, const ExpertBudget& b, std::string& note) {
@@ -406,22 +477,18 @@ Result<BudgetPlan> attach_expert_cache(Model& m, const ExpertBudget& b, std::str
     for (int il = 0; il < c.n_layer; ++il)
         p.kv +=
             uint64_t(kv_layer_token_bytes(c, il, b.kv_types)) * uint64_t(n_ctx) * uint64_t(b.n_seq);
-    // Buffers: the activations of a prompt batch of up to 512 tokens (the default batch; never
-    // more than the context): residual and sublayer rows, MoE rows, logits of every row (eval),
-    // plus 64 MiB for the thread pool, allocator and code.
-    const uint64_t T = uint64_t(std::min(512, n_ctx)), k = uint64_t(c.moe.n_expert_used),
-                   ff = uint64_t(c.moe.n_ff_exp);
-    p.buffers = (uint64_t(64) << 20) +
-                T * (k * ff * 4 * 4 + uint64_t(c.n_embd) * 4 * 8 + uint64_t(c.n_vocab) * 4);
+    p.buffers = budget_buffer_bytes(c, n_ctx);
     const auto pm0 = read_process_memory();
     const uint64_t rss0 = pm0 ? pm0->rss : 0;
     const uint64_t non_expert = f->size() - std::min<uint64_t>(f->size(), p.expert_bytes);
     if (b.slots > 0) {
         MOE_TRY_VOID(copy_non_experts(*f, ranges));
         p.slots = b.slots;
-        MOE_TRY(m.experts, make_expert_cache(m, p.slots, b.policy, b.io_threads));
-        note = fmt::format("expert cache: {} slots of {:.1f} MiB (--cache-slots), policy {}",
-                           p.slots, double(p.slot_bytes) / (1 << 20), cache_policy_name(b.policy));
+        MOE_TRY(m.experts, make_expert_cache(m, p.slots, b.policy, b.io_threads, b.prefetch));
+        note = fmt::format(
+            "expert cache: {} slots of {:.1f} MiB (--cache-slots), policy {}, prefetch {}", p.slots,
+            double(p.slot_bytes) / (1 << 20), cache_policy_name(b.policy),
+            b.prefetch ? "on" : "off");
         return p;
     }
     p.min_budget =
@@ -457,12 +524,12 @@ Result<BudgetPlan> attach_expert_cache(Model& m, const ExpertBudget& b, std::str
     p.slots = (p.budget - p.resident) / p.slot_bytes;
     const uint64_t all = uint64_t(c.n_moe_layers()) * uint64_t(c.moe.n_expert);
     p.slots = std::min(p.slots, all);
-    MOE_TRY(m.experts, make_expert_cache(m, p.slots, b.policy, b.io_threads));
+    MOE_TRY(m.experts, make_expert_cache(m, p.slots, b.policy, b.io_threads, b.prefetch));
     note = fmt::format(
         "expert cache: {} of {} experts ({:.2f} GiB in slots of {:.1f} MiB), "
-        "resident part {:.2f} GiB, policy {}",
+        "resident part {:.2f} GiB, policy {}, prefetch {}",
         p.slots, all, gib(p.slots * p.slot_bytes), double(p.slot_bytes) / (1 << 20),
-        gib(p.resident), cache_policy_name(b.policy));
+        gib(p.resident), cache_policy_name(b.policy), b.prefetch ? "on" : "off");
     return p;
 }
 

@@ -9,6 +9,12 @@
 //   lfru: the least frequently used, frequencies counted per (layer, expert) over every access
 //         and halved every `slots` accesses (aging), ties by least recent use.
 // A pinned slot (an expert the current layer is computing) is never evicted.
+//
+// Speculative prefetch (on by default with --mem-budget, --prefetch off): after layer l, the
+// forward pass applies layer l+1's FFN norm, router and selection to layer l's output and hands
+// the predicted experts to prefetch(); their misses are read on the I/O threads while layer
+// l+1's attention runs (demand reads go first). A prefetch takes victims by the same policy but
+// never another expert of the same prediction, and is not an access (no frequency count).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +38,7 @@ struct ExpertBudget {
     KvTypes kv_types;  // what the KV estimate is sized for
     CachePolicy policy = CachePolicy::Lfru;
     int io_threads = 4;
+    bool prefetch = true;  // speculative prefetch of layer l+1 (ExpertStore::prefetch)
     uint64_t slots = 0;  // > 0: exactly this many slots, no budget arithmetic (tests, studies)
 };
 
@@ -47,6 +54,9 @@ struct BudgetPlan {
     bool all_resident = false;  // the budget holds every expert
 };
 
+// The budget's estimate of activation buffers and runtime overhead at a context of n_ctx.
+uint64_t budget_buffer_bytes(const ModelConfig& c, int n_ctx);
+
 // Bytes of the routed experts' weights in the model (what a cache would hold).
 uint64_t routed_expert_bytes(const Model& m);
 
@@ -59,6 +69,7 @@ Result<BudgetPlan> attach_expert_cache(Model& m, const ExpertBudget& b, std::str
 
 // A cache over an explicit number of slots (tests, and attach_expert_cache).
 Result<std::shared_ptr<ExpertStore>> make_expert_cache(const Model& m, uint64_t slots,
-                                                       CachePolicy policy, int io_threads);
+                                                       CachePolicy policy, int io_threads,
+                                                       bool prefetch = false);
 
 }  // namespace moe

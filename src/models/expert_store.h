@@ -24,18 +24,25 @@ struct ExpertLayerStats {
     uint64_t hits = 0, misses = 0;
     uint64_t bytes_read = 0;  // from disk
     double stall_s = 0;       // compute waiting for this layer's reads
+    // Speculative prefetch (ExpertStore::prefetch): experts predicted for this layer, those of
+    // them then routed, reads the prediction started, and accesses that found such a read's slot.
+    uint64_t predicted = 0, predicted_used = 0, prefetched = 0, prefetch_hits = 0;
+    void add(const ExpertLayerStats& o) {
+        hits += o.hits, misses += o.misses, bytes_read += o.bytes_read, stall_s += o.stall_s;
+        predicted += o.predicted, predicted_used += o.predicted_used;
+        prefetched += o.prefetched, prefetch_hits += o.prefetch_hits;
+    }
 };
 
 struct ExpertStoreStats {
     bool cached = false;
+    bool prefetch = false;  // speculative prefetch of the next layer on
     std::string policy;
     uint64_t slots = 0, slot_bytes = 0;
     std::vector<ExpertLayerStats> layers;  // [n_layer] (dense layers stay zero)
     ExpertLayerStats total() const {
         ExpertLayerStats t;
-        for (const auto& l : layers)
-            t.hits += l.hits, t.misses += l.misses, t.bytes_read += l.bytes_read,
-                t.stall_s += l.stall_s;
+        for (const auto& l : layers) t.add(l);
         return t;
     }
 };
@@ -54,6 +61,11 @@ class ExpertStore {
     virtual std::span<const ops::ExpertWeights> views(int il) const = 0;
     // Unpins what acquire() pinned in layer il.
     virtual void release(int il) = 0;
+    // Speculative prefetch: whether the store wants a prediction of the next layer's experts,
+    // and the prediction itself (distinct ids of layer il, ascending), given before layer il's
+    // acquire. A hint: it may start reads, never blocks on them, and changes no result.
+    virtual bool wants_prediction() const { return false; }
+    virtual void prefetch(int /*il*/, std::span<const int32_t> /*predicted*/) {}
     virtual ExpertStoreStats stats() const { return {}; }
     virtual void reset_stats() {}
 };

@@ -56,6 +56,7 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
         trace->logits.clear(), trace->selected.clear(), trace->weights.clear();
     }
 
+    const bool predict = m.experts && m.experts->wants_prediction();
     for (int il = 0; il < c.n_layer; ++il) {
         const LayerWeights& L = m.layers[size_t(il)];
         ops::rms_norm(x.data(), T, n_embd, L.attn_norm.p, c.rms_eps, h.data());
@@ -86,6 +87,14 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
             ffn_forward(L.ffn, h.data(), T, pool, out.data());
         }
         ops::add(x.data(), out.data(), T * n_embd);
+
+        // Speculative prefetch: layer l+1's router on layer l's output (h is free until the
+        // next layer's attention norm overwrites it), so its reads overlap that attention.
+        if (predict && il + 1 < c.n_layer && m.layers[size_t(il + 1)].is_moe) {
+            const LayerWeights& N = m.layers[size_t(il + 1)];
+            ops::rms_norm(x.data(), T, n_embd, N.ffn_norm.p, c.rms_eps, h.data());
+            m.experts->prefetch(il + 1, predict_experts(c.moe, N.moe, h.data(), T, pool));
+        }
     }
 
     // Output head only for the rows that want logits.

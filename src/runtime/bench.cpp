@@ -58,6 +58,10 @@ struct CacheMeter {
         const ExpertLayerStats t = store.stats().total();
         sum.hits += t.hits - at.hits, sum.misses += t.misses - at.misses;
         sum.bytes_read += t.bytes_read - at.bytes_read, sum.stall_s += t.stall_s - at.stall_s;
+        sum.predicted += t.predicted - at.predicted;
+        sum.predicted_used += t.predicted_used - at.predicted_used;
+        sum.prefetched += t.prefetched - at.prefetched;
+        sum.prefetch_hits += t.prefetch_hits - at.prefetch_hits;
         seconds += s, tokens += n;
     }
     void put(BenchResult& r) const {
@@ -67,6 +71,11 @@ struct CacheMeter {
         r.hit_pct = acc > 0 ? 100.0 * double(sum.hits) / acc : 0;
         r.mb_per_token = tokens > 0 ? double(sum.bytes_read) / 1e6 / double(tokens) : 0;
         r.stall_pct = seconds > 0 ? 100.0 * sum.stall_s / seconds : 0;
+        r.prefetch = store.stats().prefetch;
+        r.prediction_pct =
+            sum.predicted > 0 ? 100.0 * double(sum.predicted_used) / double(sum.predicted) : 0;
+        r.prefetch_hits = sum.prefetch_hits;
+        r.accesses = sum.hits + sum.misses;
     }
 };
 
@@ -237,9 +246,9 @@ std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResul
     std::string s =
         "| model | size | params | active params | threads | test | t/s | bw bound t/s | % of "
         "bound |";
-    s += cached ? " cache hit | MB read/token | stall |\n" : "\n";
+    s += cached ? " cache hit | MB read/token | stall | predicted | prefetch hit |\n" : "\n";
     s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
-    s += cached ? " ---: | ---: | ---: |\n" : "\n";
+    s += cached ? " ---: | ---: | ---: | ---: | ---: |\n" : "\n";
     for (const auto& r : rs) {
         std::string bound = "-", pct = "-";
         if (r.bound_ts > 0) {
@@ -251,8 +260,19 @@ std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResul
             f.name, double(f.tensor_bytes) / double(1ull << 30), double(f.n_params) * 1e-9,
             f.n_active_params * 1e-9, r.threads, r.test, r.mean_ts, r.sd_ts, bound, pct);
         if (cached)
+        {
             s += fmt::format(" {:.1f}% | {:.2f} | {:.1f}% |", r.hit_pct, r.mb_per_token,
                              r.stall_pct);
+            // Predicted: share of predicted experts then routed; prefetch hit: share of accesses
+            // served by a slot a prediction filled.
+            if (r.prefetch)
+                s += fmt::format(" {:.1f}% | {:.1f}% |", r.prediction_pct,
+                                 r.accesses > 0 ? 100.0 * double(r.prefetch_hits) /
+                                                      double(r.accesses)
+                                                : 0.0);
+            else
+                s += " off | off |";
+        }
         s += "\n";
     }
     // One line per thread count on the bandwidth measurement.
@@ -265,6 +285,13 @@ std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResul
             "(all tensors, top_k/n_expert of routed experts, one token_embd row)",
             r.threads, r.read_bandwidth * 1e-9, f.active_bytes_per_token / double(1 << 20));
     }
+    for (const auto& r : rs)
+        if (r.predicted_ts > 0)
+            s += fmt::format(
+                "\n{} t={}: measured {:.2f} t/s, predicted {:.2f} t/s ({:.0f}% of it) with {:.1f}% "
+                "of the experts in memory, disk {:.2f} GB/s, assuming uniform routing",
+                r.test, r.threads, r.mean_ts, r.predicted_ts, 100.0 * r.mean_ts / r.predicted_ts,
+                100.0 * r.predicted_share, r.disk_bandwidth * 1e-9);
     s += "\n";
     return s;
 }
@@ -298,7 +325,16 @@ std::string bench_json(const ModelFootprint& f, const std::vector<BenchResult>& 
         if (r.cached)
             o["cache"] = {{"hit_percent", r.hit_pct},
                           {"mb_read_per_token", r.mb_per_token},
-                          {"stall_percent", r.stall_pct}};
+                          {"stall_percent", r.stall_pct},
+                          {"prefetch", r.prefetch},
+                          {"prediction_percent", r.prediction_pct},
+                          {"prefetch_hits", r.prefetch_hits},
+                          {"accesses", r.accesses}};
+        if (r.predicted_ts > 0)
+            o["prediction"] = {{"assumption", "uniform routing"},
+                               {"tokens_per_second", r.predicted_ts},
+                               {"resident_share", r.predicted_share},
+                               {"disk_bandwidth_gbs", r.disk_bandwidth * 1e-9}};
         arr.push_back(std::move(o));
     }
     return arr.dump(2) + "\n";

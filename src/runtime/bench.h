@@ -59,6 +59,11 @@ struct BenchResult {
     // Expert cache (--mem-budget) over the timed runs; cached = false with the resident store.
     bool cached = false;
     double hit_pct = 0, mb_per_token = 0, stall_pct = 0;
+    bool prefetch = false;
+    double prediction_pct = 0;  // predicted experts that were then routed
+    uint64_t prefetch_hits = 0, accesses = 0;
+    // tg with a budget: decode tok/s runtime/decode_prediction.h predicts (0: none)
+    double predicted_ts = 0, predicted_share = 0, disk_bandwidth = 0;
 };
 
 Result<std::vector<BenchResult>> run_bench(

@@ -104,6 +104,34 @@ void route_token(const MoeConfig& c, const float* logits, const F32Vec& selectio
     for (int i = 0; i < k; ++i) weights[i] *= c.weights_scale;
 }
 
+namespace {
+
+// Distinct expert ids of ids[T * k], ascending.
+std::vector<int32_t> active_set(const std::vector<int32_t>& ids, int n_exp) {
+    std::vector<uint8_t> used(size_t(n_exp), 0);  // [n_expert]
+    for (int32_t e : ids) used[size_t(e)] = 1;
+    std::vector<int32_t> active;
+    for (int e = 0; e < n_exp; ++e)
+        if (used[size_t(e)]) active.push_back(e);
+    return active;
+}
+
+}  // namespace
+
+std::vector<int32_t> predict_experts(const MoeConfig& c, const MoeWeights& w, const float* h,
+                                     int64_t T, ThreadPool& pool) {
+    const int n_exp = c.n_expert, k = c.n_expert_used;
+    std::vector<float> logits(size_t(T * n_exp));  // [T, n_expert]
+    ops::matmul(h, T, w.router, logits.data(), pool);
+    ops::add_bias(logits.data(), T, n_exp, w.router_b.p);
+    std::vector<int32_t> ids(size_t(T * k));  // [T, k]
+    std::vector<float> wts(static_cast<size_t>(k));  // [k], unused
+    for (int64_t t = 0; t < T; ++t)
+        route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
+                    wts.data());
+    return active_set(ids, n_exp);
+}
+
 Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, ExpertStore& store,
                          const float* x, int64_t T, int n_embd, ThreadPool& pool, float* y,
                          float* router_logits, int32_t* ids_out, float* weights_out,
@@ -128,12 +156,7 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
 
     // 2-4. the active set to the store, then dispatch, experts, combine over the runs of
     // acquired experts that are ready, in ascending id order (bit-identical to one call).
-    std::vector<uint8_t> used(size_t(n_exp), 0);  // [n_expert]
-    for (int32_t e : ids) used[size_t(e)] = 1;
-    std::vector<int32_t> active;  // distinct ids, ascending
-    active.reserve(size_t(std::min<int64_t>(n_exp, T * k)));
-    for (int e = 0; e < n_exp; ++e)
-        if (used[size_t(e)]) active.push_back(e);
+    const std::vector<int32_t> active = active_set(ids, n_exp);  // distinct ids, ascending
     ops::GluParams act;
     act.clamped = c.act == Activation::SwiGLUClamped;
     act.alpha = c.swiglu_alpha, act.limit = c.swiglu_limit;

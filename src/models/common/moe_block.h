@@ -36,6 +36,11 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
                          float* router_logits, int32_t* ids_out, float* weights_out,
                          const RouteOverride* route = nullptr);
 
+// The experts (distinct ids, ascending) this layer's router and selection pick for h[T, n_embd]:
+// the speculative prefetch applies layer l+1's router to layer l's output, normalized.
+std::vector<int32_t> predict_experts(const MoeConfig& c, const MoeWeights& w, const float* h,
+                                     int64_t T, ThreadPool& pool);
+
 // y[T, n_embd] = down(silu(gate(x)) * up(x)).
 void ffn_forward(const FfnWeights& w, const float* x, int64_t T, ThreadPool& pool, float* y);
 
