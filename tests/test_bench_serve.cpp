@@ -272,3 +272,19 @@ TEST(ServingPrediction, RoutedExpertsTouchedFromCounts) {
 }
 
 }  // namespace
+
+// serve --mem-budget through bench-serve -m: a budget holding the demo (resident mode) and a
+// cache of 6 of its 32 experts (--cache-slots), each answering every request; KV types pass too.
+TEST(BenchServe, ServesWithAMemoryBudget) {
+    for (const std::string extra :
+         {std::string(" --mem-budget 8 --cache-type-k f16 --cache-type-v q8_0"),
+          std::string(" --serve-arg --cache-slots=6 --serve-arg --prefetch=on")}) {
+        const auto r = moe::test::run_moeinfer("bench-serve -m " + kDemo + extra +
+                                               " --concurrency 2 --requests 4 --prompt-tokens 6 "
+                                               "--max-tokens 4 --json");
+        ASSERT_EQ(r.code, 0) << extra << "\n" << r.all();
+        const json j = json::parse(r.out, nullptr, false);
+        ASSERT_FALSE(j.is_discarded()) << r.out;
+        EXPECT_NE(r.out.find("\"failures\": 0"), std::string::npos) << r.out;
+    }
+}

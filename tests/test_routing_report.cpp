@@ -1,4 +1,5 @@
 // routing-report and compare from the command line: files written, self-contained HTML, errors.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -65,6 +66,31 @@ TEST(RoutingReport, RunWritesStatsAndReportRendersThem) {
          {"id=\"heatmap\"", "expert index", "MoE layer", "load share (colour scale)",
           "max / mean expert load", "coefficient of variation", "routing entropy", "co-activated"})
         EXPECT_NE(page.find(s), std::string::npos) << s;
+}
+
+// A run with an expert cache and prefetch: the report has the cache's per-layer columns, and its
+// counts are the stats file's.
+TEST(RoutingReport, CacheColumnsPerLayer) {
+    const std::string stats = tmp_path("cache_stats.json"), html = tmp_path("cache_report.html");
+    auto r = test::run_moeinfer("run -m " + test::gguf_path("mixtral", "q8_0") +
+                                " -p hello -n 6 --temp 0 -t 2 --cache-slots 3 --prefetch on "
+                                "--routing-stats " +
+                                stats);
+    ASSERT_EQ(r.code, 0) << r.all();
+    auto j = read_routing_stats(stats);
+    ASSERT_TRUE(j) << j.message();
+    ASSERT_TRUE(j->contains("cache"));
+    r = test::run_moeinfer("routing-report " + stats + " -o " + html);
+    ASSERT_EQ(r.code, 0) << r.all();
+    const std::string page = slurp(html);
+    for (const char* s : {"Expert cache", "prefetch hits", "predicted routed", "prefetch on"})
+        EXPECT_NE(page.find(s), std::string::npos) << s;
+    for (const auto& L : (*j)["cache"]["layers"]) {
+        const std::string cells =
+            fmt::format("<tr><td>L{}</td><td>{}</td><td>{}</td>", L["layer"].get<int>(),
+                        L["hits"].get<int64_t>(), L["misses"].get<int64_t>());
+        EXPECT_NE(page.find(cells), std::string::npos) << cells;
+    }
 }
 
 TEST(RoutingReport, BadInputIsOneErrorLine) {

@@ -1,13 +1,13 @@
 #include "analysis/routing_report.h"
 
-#include "analysis/domain_routing.h"
-#include "core/atomic_file.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <fstream>
+
+#include "analysis/domain_routing.h"
+#include "core/atomic_file.h"
 
 namespace moe {
 
@@ -337,6 +337,40 @@ std::string routing_heatmap_svg(const json& stats) {
     return s;
 }
 
+// The expert cache's counters per layer (--mem-budget / --cache-slots runs): hits, misses, and
+// with --prefetch on the predictions routed and the accesses a prefetch served.
+std::string cache_report_section(const json& stats, const std::string& id) {
+    if (!stats.contains("cache") || !stats["cache"].is_object()) return {};
+    const json& c = stats["cache"];
+    const bool pf = c.value("prefetch", false);
+    std::string h = "<h3 id=\"" + id + "cache\">Expert cache</h3>\n";
+    h += fmt::format(
+        "<p class=\"note\">Policy {}, {} slots of {}, prefetch {}. A prefetch hit is an access "
+        "served by a slot the prediction of the layer (its router applied to the previous "
+        "layer's output) filled; predicted routed is the share of predicted experts that were "
+        "then routed.</p>\n<table>\n<tr><th>layer</th><th>hits</th><th>misses</th><th>hit "
+        "rate</th><th>prefetch hits</th><th>predicted routed</th><th>read/token</th><th>stall "
+        "s</th></tr>\n",
+        html_escape(c.value("policy", "")), c.value("slots", int64_t(0)),
+        human_bytes(double(c.value("slot_bytes", int64_t(0)))), pf ? "on" : "off");
+    auto line = [&](const std::string& name, const json& L) {
+        const int64_t pred = L.value("predicted", int64_t(0));
+        h += fmt::format(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}%</td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td>{:.3f}</td></tr>\n",
+            name, group_thousands(L.value("hits", int64_t(0))),
+            group_thousands(L.value("misses", int64_t(0))), 100 * L.value("hit_rate", 0.0),
+            pf ? group_thousands(L.value("prefetch_hits", int64_t(0))) : "-",
+            pf && pred > 0 ? fmt::format("{:.1f}%", 100 * L.value("prediction_rate", 0.0)) : "-",
+            human_bytes(L.value("bytes_read_per_token", 0.0)), L.value("stall_seconds", 0.0));
+    };
+    if (c.contains("layers"))
+        for (const auto& L : c["layers"]) line(fmt::format("L{}", L.value("layer", 0)), L);
+    if (c.contains("total")) line("<b>all</b>", c["total"]);
+    h += "</table>\n";
+    return h;
+}
+
 std::string routing_report_sections(const json& stats, const std::string& id) {
     const auto& m = stats["model"];
     const auto& layers = stats["layers"];
@@ -465,7 +499,8 @@ std::string routing_report_sections(const json& stats, const std::string& id) {
         h += "</tr>\n";
     }
     h += "</table>\n";
-    h += domains_report_section(stats);  // only when the file has domains
+    h += cache_report_section(stats, id);  // only when the run had an expert cache
+    h += domains_report_section(stats);    // only when the file has domains
     return h;
 }
 

@@ -26,6 +26,7 @@ struct BenchServeArgs {
     int n_slots = 16, ctx = 0, step_tokens = 0, threads = 0;
     int64_t kv_tokens = 0;
     bool deterministic = false;
+    std::string mem_budget, cache_type_k, cache_type_v;  // as given
     std::vector<std::string> serve_args;
 };
 
@@ -66,6 +67,9 @@ std::vector<std::string> child_args(const BenchServeArgs& a) {
     if (a.threads > 0) v.insert(v.end(), {"-t", std::to_string(a.threads)});
     if (a.kv_tokens > 0) v.insert(v.end(), {"--kv-tokens", std::to_string(a.kv_tokens)});
     if (a.deterministic) v.push_back("--deterministic");
+    if (!a.mem_budget.empty()) v.insert(v.end(), {"--mem-budget", a.mem_budget});
+    if (!a.cache_type_k.empty()) v.insert(v.end(), {"--cache-type-k", a.cache_type_k});
+    if (!a.cache_type_v.empty()) v.insert(v.end(), {"--cache-type-v", a.cache_type_v});
     if (!a.bench.api_key.empty()) v.insert(v.end(), {"--api-key", a.bench.api_key});
     v.insert(v.end(), a.serve_args.begin(), a.serve_args.end());
     return v;
@@ -202,6 +206,12 @@ void register_bench_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--kv-tokens", a->kv_tokens, "-m: the server's KV pool size")
         ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--deterministic", a->deterministic, "-m: serve with --deterministic");
+    cmd->add_option("--mem-budget", a->mem_budget, "-m: the server's --mem-budget GiB")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--cache-type-k", a->cache_type_k, "-m: the server's KV key type")
+        ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}, CLI::ignore_case));
+    cmd->add_option("--cache-type-v", a->cache_type_v, "-m: the server's KV value type")
+        ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}, CLI::ignore_case));
     cmd->add_option("--serve-arg", a->serve_args, "-m: one more argument for serve (repeatable)");
     cmd->callback([a, &exit_code] { exit_code = run_bench_serve(*a); });
 }

@@ -18,8 +18,8 @@
 #include "cli/common.h"
 #include "core/sysinfo.h"
 #include "formats/metadata_source.h"
-#include "models/model.h"
 #include "models/expert_cache.h"
+#include "models/model.h"
 #include "models/presets.h"
 #include "runtime/bench.h"
 #include "runtime/decode_prediction.h"
@@ -32,7 +32,7 @@ struct InspectArgs {
     int64_t n_ctx = 4096;
     double vram_gib = -1;
     bool json = false, tensors = false;
-    KvTypes kv;  // --cache-type-k / --cache-type-v
+    KvTypes kv;                        // --cache-type-k / --cache-type-v
     double budget_gib = 0;             // --mem-budget: predict decode speed with this budget
     double ram_gbs = 0, disk_gbs = 0;  // > 0: use instead of measuring
     int threads = 0, bw_mib = 512;
@@ -227,16 +227,16 @@ Result<BudgetReport> budget_report(const InspectArgs& a, const Inspected& in) {
         r.disk_bw = a.disk_gbs * 1e9, r.disk_how = "given (--disk-bw)";
     } else if (in.format == "preset") {
         MOE_TRY(r.disk_bw, measure_dir_read_bandwidth(a.disk_probe, uint64_t(256) << 20, 4));
-        r.disk_how = fmt::format("measured, 256 MiB probe file in '{}', cache dropped",
-                                 a.disk_probe);
+        r.disk_how =
+            fmt::format("measured, 256 MiB probe file in '{}', cache dropped", a.disk_probe);
     } else {
         MOE_TRY(r.disk_bw, measure_disk_read_bandwidth(in.source, uint64_t(256) << 20, 4));
         r.disk_how = "measured, first 256 MiB of the file, cache dropped";
     }
     const int k = c.moe.n_expert_used;
     r.budget = uint64_t(a.budget_gib * kGiB);
-    r.resident = in.params.weight_bytes - r.bytes.expert_bytes +
-                 kv_cache_bytes(c, a.n_ctx, a.kv) + budget_buffer_bytes(c, int(a.n_ctx));
+    r.resident = in.params.weight_bytes - r.bytes.expert_bytes + kv_cache_bytes(c, a.n_ctx, a.kv) +
+                 budget_buffer_bytes(c, int(a.n_ctx));
     const double per = double(r.bytes.expert_bytes) / double(r.bytes.n_experts);
     r.min_budget = r.resident + uint64_t(double(k) * per);
     const double share = budget_expert_share(r.bytes, r.budget, r.resident, k);
@@ -280,12 +280,13 @@ void print_budget(const BudgetReport& r) {
     fmt::print(
         "  per token: {:.1f} MiB of non-expert weights + {:.1f} MiB of routed experts; "
         "resident part {} (non-expert weights, KV, buffers)\n",
-        r.bytes.non_expert_per_token / double(1 << 20),
-        r.bytes.experts_per_token / double(1 << 20), gib(r.resident));
+        r.bytes.non_expert_per_token / double(1 << 20), r.bytes.experts_per_token / double(1 << 20),
+        gib(r.resident));
     if (r.below_min)
-        fmt::print("  --mem-budget {} is below the minimum of {} (resident part + one layer's "
-                   "top-k experts)\n",
-                   gib(r.budget), gib(r.min_budget));
+        fmt::print(
+            "  --mem-budget {} is below the minimum of {} (resident part + one layer's "
+            "top-k experts)\n",
+            gib(r.budget), gib(r.min_budget));
     fmt::print("  {:<22} {:>10} {:>10} {:>14} {:>15} {:>10}\n", "", "experts in", "memory",
                "RAM MiB/token", "disk MiB/token", "tok/s");
     for (const auto& row : r.rows)

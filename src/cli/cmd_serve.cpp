@@ -31,6 +31,7 @@ struct ServeArgs {
     int n_slots = 4, ctx = 0, step_tokens = kDefaultStepTokens, max_queue = 64, threads = 0;
     int64_t kv_tokens = 0;
     bool deterministic = false;
+    MemBudgetArgs budget;  // applied to each model on its own
 };
 
 // "-m [NAME=]PATH[,mmap|,no-mmap][,isa=scalar|avx2|avx512]": the options that are per model.
@@ -128,6 +129,9 @@ Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
     if (!model) return model.error();
     auto owner = std::make_shared<LoadedModel>();
     owner->model = std::move(*model);
+    // The KV estimate of the budget: every slot at the context (0: the budget's default).
+    if (auto b = apply_mem_budget(*owner->model, a.budget, a.ctx, a.n_slots, a.kv); !b)
+        return make_error("{}: {}", spec.path, b.message());
     auto tok = Tokenizer::from_source(*owner->model->source);
     if (!tok) return make_error("{}: {}", spec.path, tok.message());
     owner->tok = std::move(*tok);
@@ -234,6 +238,7 @@ void register_serve_command(CLI::App& app, int& exit_code) {
                   "batch invariance: a request's output does not depend on the other requests "
                   "of a step (greedy output equals a single-request run; prompts are slower)");
     add_weight_memory_options(cmd);
+    add_mem_budget_options(cmd, a->budget);
     add_kv_cache_options(cmd, a->kv);
     cmd->add_option("--host", a->server.host, "address to listen on")->capture_default_str();
     cmd->add_option("--port", a->server.port, "port (0: any free port)")

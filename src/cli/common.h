@@ -39,7 +39,7 @@ struct MemBudgetArgs {
     std::string policy = "lfru";
     int io_threads = 4;
     int64_t slots = 0;           // --cache-slots
-    std::string prefetch = "on";  // --prefetch: speculative prefetch of the next layer
+    std::string prefetch = "off";  // --prefetch: speculative prefetch (docs/memory-budget.md)
 };
 void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a);
 // After load_model: applies the budget (if any) for a context of n_ctx tokens x n_seq; prints

@@ -10,7 +10,7 @@
 //         and halved every `slots` accesses (aging), ties by least recent use.
 // A pinned slot (an expert the current layer is computing) is never evicted.
 //
-// Speculative prefetch (on by default with --mem-budget, --prefetch off): after layer l, the
+// Speculative prefetch (--prefetch on; off by default, docs/memory-budget.md): after layer l, the
 // forward pass applies layer l+1's FFN norm, router and selection to layer l's output and hands
 // the predicted experts to prefetch(); their misses are read on the I/O threads while layer
 // l+1's attention runs (demand reads go first). A prefetch takes victims by the same policy but
@@ -38,7 +38,7 @@ struct ExpertBudget {
     KvTypes kv_types;  // what the KV estimate is sized for
     CachePolicy policy = CachePolicy::Lfru;
     int io_threads = 4;
-    bool prefetch = true;  // speculative prefetch of layer l+1 (ExpertStore::prefetch)
+    bool prefetch = false;  // speculative prefetch of layer l+1 (ExpertStore::prefetch)
     uint64_t slots = 0;  // > 0: exactly this many slots, no budget arithmetic (tests, studies)
 };
 
