@@ -1,5 +1,5 @@
-// The GPT-2 byte-level alphabet (every byte mapped to a printable code point) used by the
-// byte-level BPE tokenizer. UTF-8 itself is handled by core/utf8.h.
+// The GPT-2 byte-level alphabet (every byte mapped to a printable code point): the byte-level BPE
+// tokenizer encodes with it and `synth` writes vocabularies in it. UTF-8 itself is core/utf8.h.
 #pragma once
 
 #include <cstddef>
@@ -9,11 +9,11 @@
 
 #include "core/utf8.h"
 
-namespace moe::tok {
+namespace moe {
 
 // GPT-2 byte-level mapping: byte -> UTF-8 text of its stand-in code point.
 const std::string& byte_to_unicode(uint8_t b);
 // Inverse: a stand-in code point -> its byte, or -1 if `cp` is not in the alphabet.
 int unicode_to_byte(uint32_t cp);
 
-}  // namespace moe::tok
+}  // namespace moe

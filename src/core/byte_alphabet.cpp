@@ -1,8 +1,8 @@
-#include "tokenizer/unicode.h"
+#include "core/byte_alphabet.h"
 
 #include <array>
 
-namespace moe::tok {
+namespace moe {
 
 namespace {
 
@@ -37,4 +37,4 @@ int unicode_to_byte(uint32_t cp) {
     return cp < 512 ? alphabet().to_byte[cp] : -1;
 }
 
-}  // namespace moe::tok
+}  // namespace moe
