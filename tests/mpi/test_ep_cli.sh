@@ -43,7 +43,8 @@ for m in mixtral deepseek2; do
   check "$m: rank table printed" grep -q "expert parallel: 2 ranks" "$work/$m-run.err"
 done
 
-# 2. The routing-stats file says which rank holds each expert (contiguous: 0-3 on rank 0).
+# 2. The routing-stats file says which rank holds each expert (contiguous: 0-3 on rank 0), and
+# the HTML report shows it.
 check "routing stats carry each expert's rank" python3 - "$work/mixtral-rs.json" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -51,6 +52,9 @@ ep = j["expert_parallel"]
 assert ep["ranks"] == 2, ep
 assert all(L["rank"] == [0, 0, 0, 0, 1, 1, 1, 1] for L in ep["layers"]), ep
 PY
+
+"$BIN" routing-report "$work/mixtral-rs.json" -o "$work/report.html" >/dev/null 2>&1
+check "routing report shows the placement" grep -q "Expert placement over 2 ranks" "$work/report.html"
 
 # 3. Balanced placement from those statistics: the same text again.
 one=$("$BIN" run -m "$FIX/mixtral-f32.gguf" -p "Once upon a time" -n 16 --temp 0 -t 1 2>/dev/null)
