@@ -16,7 +16,9 @@ namespace {
 std::unique_ptr<Comm> g_comm;             // the job, once joined
 std::vector<std::string> g_args;          // argv[1..] as parsed
 int g_err_fd = STDERR_FILENO;             // this rank's own stderr (ranks > 0 silence fd 2)
-constexpr double kStartupTimeoutS = 120;  // loading a large file may take a while
+// Ranks start together: 2 minutes at the first barrier is plenty. Loading a rank's share of a
+// 400 GB file from a slow disk may take long, so the barrier after loading waits an hour.
+constexpr double kStartupTimeoutS = 120, kLoadedTimeoutS = 3600;
 
 // The options every rank must agree on: the command line without the model path (a cluster's
 // machines may hold the file at different paths) and thread counts (machines may differ).
@@ -65,6 +67,9 @@ Result<void> join_expert_parallel(const ExpertParallelArgs& a) {
         return {};
     }
     MOE_TRY(g_comm, make_mpi_comm());
+    // The options first (cheap, before any rank spends minutes loading); the file and the
+    // placement after loading (apply_expert_parallel).
+    MOE_TRY_VOID(check_ranks_agree(*g_comm, options_for_digest(), kStartupTimeoutS));
     if (g_comm->rank() != 0) {  // output on rank 0 only; errors still reach this rank's stderr
         g_err_fd = ::dup(STDERR_FILENO);
         const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -87,7 +92,7 @@ Result<std::shared_ptr<ExpertParallel>> apply_expert_parallel(Model& m,
     o.routing_stats = a.routing_stats;
     MOE_TRY(auto ep, attach_expert_parallel(m, *g_comm, o));
     MOE_TRY_VOID(check_ranks_agree(
-        *g_comm, startup_digest(m, ep->placement(), options_for_digest()), kStartupTimeoutS));
+        *g_comm, startup_digest(m, ep->placement(), options_for_digest()), kLoadedTimeoutS));
     return ep;
 }
 
