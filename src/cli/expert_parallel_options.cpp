@@ -13,9 +13,9 @@
 namespace moe::cli {
 namespace {
 
-std::unique_ptr<Comm> g_comm;             // the job, once joined
-std::vector<std::string> g_args;          // argv[1..] as parsed
-int g_err_fd = STDERR_FILENO;             // this rank's own stderr (ranks > 0 silence fd 2)
+std::unique_ptr<Comm> g_comm;     // the job, once joined
+std::vector<std::string> g_args;  // argv[1..] as parsed
+int g_err_fd = STDERR_FILENO;     // this rank's own stderr (ranks > 0 silence fd 2)
 // Ranks start together: 2 minutes at the first barrier is plenty. Loading a rank's share of a
 // 400 GB file from a slow disk may take long, so the barrier after loading waits an hour.
 constexpr double kStartupTimeoutS = 120, kLoadedTimeoutS = 3600;
