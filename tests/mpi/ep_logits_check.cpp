@@ -35,9 +35,12 @@ struct Case {
 };
 
 double max_rel(const std::vector<float>& got, const std::vector<float>& want) {
+    if (got.size() != want.size()) return HUGE_VAL;
     double num = 0, den = 0;
     for (size_t i = 0; i < want.size(); ++i) {
-        num = std::max(num, std::fabs(double(got[i]) - double(want[i])));
+        const double d = std::fabs(double(got[i]) - double(want[i]));
+        if (std::isnan(d)) return HUGE_VAL;  // std::max would pass over it
+        num = std::max(num, d);
         den = std::max(den, std::fabs(double(want[i])));
     }
     return den > 0 ? num / den : num;
