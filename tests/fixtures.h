@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -52,11 +53,15 @@ inline double rms_rel(const std::vector<float>& got, const std::vector<float>& r
     return std::sqrt(e / double(ref.size())) / std::sqrt(r / double(ref.size()));
 }
 
-// max|got-ref| / max|ref|
+// max|got-ref| / max|ref|; infinite when the sizes differ or a difference is NaN (std::max
+// would pass over a NaN and let an all-NaN result through).
 inline double max_rel(const std::vector<float>& got, const std::vector<float>& ref) {
+    if (got.size() != ref.size()) return std::numeric_limits<double>::infinity();
     double e = 0, r = 0;
     for (size_t i = 0; i < ref.size(); ++i) {
-        e = std::max(e, std::abs(double(got[i]) - ref[i]));
+        const double d = std::abs(double(got[i]) - ref[i]);
+        if (std::isnan(d)) return std::numeric_limits<double>::infinity();
+        e = std::max(e, d);
         r = std::max(r, std::abs(double(ref[i])));
     }
     return e / r;

@@ -242,6 +242,62 @@ TEST_P(KernelsByType, EveryIsaMatchesScalarVecDot) {
     }
 }
 
+// MXFP4 with the E8M0 exponents at both ends of their range: 0-3 (scales 2^-128..2^-125, the
+// first two subnormal as floats) against activation scales near 1e20, 250-254 against ~1e-25, so
+// every product is a normal float and every block counts. The AVX-512 kernel applies the
+// exponent with vscalefps, the reference multiplies by the scale's float: both round the same
+// product once, so the two agree to the order of additions.
+TEST(KernelsMxfp4, ExtremeExponentsMatchScalarVecDot) {
+    std::mt19937 rng(17);
+    const int64_t N = 8, K = 288;  // 9 blocks: two 4-block steps and a tail
+    const int64_t nb = K / 32, wrb = dtype_row_bytes(DType::MXFP4, K);
+    const int64_t xrb = kern::act_row_bytes(ActFormat::Q8x32, K);
+    for (const bool low : {true, false}) {
+        std::vector<uint8_t> w(size_t(N * wrb));
+        for (auto& b : w) b = uint8_t(rng());
+        for (int64_t i = 0; i < N * nb; ++i)
+            w[size_t(i * 17)] = uint8_t(low ? rng() % 4 : 250 + rng() % 5);
+        const int T = 3;
+        std::vector<uint8_t> xq(size_t(T * xrb));
+        for (int64_t i = 0; i < T * nb; ++i) {  // BlockQ8x32 built directly: d beyond f16
+            kern::BlockQ8x32 blk{};
+            blk.d = float(low ? 1e20 : 1e-25) * (1.0f + float(rng() % 1000) / 1000.0f);
+            for (auto& q : blk.qs) q = int8_t(int(rng() % 255) - 127), blk.sum += q;
+            std::memcpy(xq.data() + i * int64_t(sizeof blk), &blk, sizeof blk);
+        }
+        const auto* ref = kern::exact_kernel(DType::MXFP4, Isa::Scalar);
+        std::vector<float> want(size_t(T * N));
+        for (int t = 0; t < T; ++t)
+            for (int64_t n = 0; n < N; ++n) {
+                const void* xp[1] = {xq.data() + t * xrb};
+                ref->dot(K, w.data() + n * wrb, xp, 1, &want[size_t(t * N + n)]);
+            }
+        for (Isa isa : isas_here()) {
+            const auto* k = kern::exact_kernel(DType::MXFP4, isa);
+            std::vector<float> got(want.size()), rows(want.size());
+            for (int64_t n = 0; n < N; ++n) {
+                const void* xp[T];
+                float out[T];
+                for (int t = 0; t < T; ++t) xp[t] = xq.data() + t * xrb;
+                k->dot(K, w.data() + n * wrb, xp, T, out);
+                for (int t = 0; t < T; ++t) got[size_t(t * N + n)] = out[t];
+            }
+            std::string first;
+            const double e = nmse(got, want, N, &first);
+            EXPECT_LT(e, 1e-10) << "isa=" << kern::isa_name(isa) << " low=" << low << " nmse=" << e
+                                << first;
+            if (!k->rows) continue;
+            std::vector<uint8_t> stage_buf(size_t(kern::rows_stage_bytes(K)) + 64);
+            void* stage =
+                stage_buf.data() + (64 - reinterpret_cast<uintptr_t>(stage_buf.data()) % 64);
+            for (int t = 0; t < T; ++t)
+                k->rows(K, w.data(), wrb, N, xq.data() + t * xrb, rows.data() + t * N, stage);
+            EXPECT_EQ(rows, got) << "isa=" << kern::isa_name(isa) << " low=" << low
+                                 << ": rows differ from the nx kernel";
+        }
+    }
+}
+
 // ops::matmul on each ISA against dequantize + f32 dot. The only approximation is the int8
 // activation quantization: per element the rounding error is uniform in ±d/2 with
 // d = absmax(block) / 127, so nmse ≈ (absmax/σ)^2 / (12 · 127^2): ~2.5e-5 for 32-blocks of

@@ -22,12 +22,14 @@ const std::map<std::string, std::set<std::string>>& allowed() {
         m["tokenizer"] = {"core", "gguf", "formats"};
         m["chat"] = {"core", "gguf", "formats", "tokenizer"};
         m["models"] = {"core", "gguf", "formats", "kernels"};
+        m["parallel"] = {"core", "gguf", "formats", "kernels", "models"};
         m["runtime"] = {"core", "gguf", "formats", "kernels", "models", "tokenizer", "chat"};
         m["analysis"] = m["runtime"];
         m["analysis"].insert("runtime");
         m["server"] = m["runtime"];
         m["server"].insert("runtime");
         m["cli"] = m["analysis"];
+        m["cli"].insert("parallel");
         for (const char* up : {"analysis", "server"}) m["cli"].insert(up);
         return m;
     }();

@@ -217,6 +217,34 @@ TEST(Ops, AttentionMatchesReference) {
     }
 }
 
+// A sliding-window layer's decode reads only its last `window` positions (gpt-oss: 128 of the
+// whole context): the keys and values before them are NaN here, so any read of one would turn
+// the output into NaN. The result equals the reference on the intact cache.
+TEST(Ops, SlidingWindowDecodeReadsOnlyTheWindow) {
+    std::mt19937 rng(8);
+    ThreadPool pool(2);
+    const int n_pos = 41, window = 8, n_head = 4, n_head_kv = 2, dim = 16;
+    TestKv kv(1, n_pos, n_head_kv * dim, n_head_kv * dim, rng);
+    const auto sinks = randn(size_t(n_head), rng);
+    const auto q = randn(size_t(n_head * dim), rng);
+    ops::AttentionParams p;
+    p.n_head = n_head, p.n_head_kv = n_head_kv, p.k_dim = dim, p.v_dim = dim, p.scale = 0.25f;
+    p.sliding_window = window, p.sinks = sinks.data();
+    const int32_t pos = n_pos - 1, seq = 0;
+    std::vector<float> got(size_t(n_head * dim)), want(got.size());
+    ref::attention(p, q.data(), 1, &pos, &seq, kv.pages, want.data());
+    for (int32_t old = 0; old <= pos - window; ++old) {
+        const int64_t slot = kv.pages.slot(0, old);
+        std::fill_n(kv.k.data() + slot * kv.pages.k_row, kv.pages.k_row, NAN);
+        std::fill_n(kv.v.data() + slot * kv.pages.v_row, kv.pages.v_row, NAN);
+    }
+    ops::attention(p, q.data(), 1, &pos, &seq, kv.pages, got.data(), pool);
+    int non_finite = 0;  // max_rel's std::max would pass over a NaN
+    for (float v : got) non_finite += !std::isfinite(v);
+    EXPECT_EQ(non_finite, 0);
+    EXPECT_LT(max_rel(got, want), 64 * FLT_EPSILON);
+}
+
 // w [n, rows, K] of type t from random f32 values (quantized by the reference quantizer).
 std::vector<uint8_t> make_weight(DType t, int64_t n, int64_t rows, int64_t K, std::mt19937& rng,
                                  TensorView& view) {

@@ -371,6 +371,51 @@ std::string cache_report_section(const json& stats, const std::string& id) {
     return h;
 }
 
+// Expert parallelism (`run --expert-parallel --routing-stats`): which rank holds each expert of
+// each layer, and the share of the layer's routed slots each rank computed. Skipped when the
+// file has no (well-formed) "expert_parallel" object.
+static std::string placement_section(const json& stats, const std::string& id) {
+    if (!stats.contains("expert_parallel") || !stats["expert_parallel"].is_object()) return {};
+    const auto& ep = stats["expert_parallel"];
+    const auto& layers = stats["layers"];
+    if (!ep.contains("ranks") || !ep["ranks"].is_number_integer() || !ep.contains("layers") ||
+        !ep["layers"].is_array() || ep["layers"].size() != layers.size())
+        return {};
+    const int64_t n_ranks = ep["ranks"].get<int64_t>();
+    if (n_ranks < 1 || n_ranks > 4096) return {};
+    std::string rows;
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const auto& r =
+            ep["layers"][i].is_object() ? ep["layers"][i].value("rank", json()) : json();
+        const auto& c = layers[i].value("counts", json());
+        if (!r.is_array() || !c.is_array() || r.size() != c.size()) return {};
+        std::vector<double> load(static_cast<size_t>(n_ranks), 0.0);
+        std::vector<std::string> experts(static_cast<size_t>(n_ranks));
+        double total = 0;
+        for (size_t e = 0; e < r.size(); ++e) {
+            if (!r[e].is_number_integer() || !c[e].is_number()) return {};
+            const int64_t k = r[e].get<int64_t>();
+            if (k < 0 || k >= n_ranks) return {};
+            load[size_t(k)] += c[e].get<double>();
+            total += c[e].get<double>();
+            experts[size_t(k)] += (experts[size_t(k)].empty() ? "" : " ") + std::to_string(e);
+        }
+        rows += fmt::format("<tr><td>L{}</td>", layers[i].value("layer", 0));
+        for (int64_t k = 0; k < n_ranks; ++k)
+            rows += fmt::format("<td>{:.1f}%<br><span class=\"note\">{}</span></td>",
+                                total > 0 ? 100.0 * load[size_t(k)] / total : 0.0,
+                                html_escape(experts[size_t(k)]));
+        rows += "</tr>\n";
+    }
+    std::string h = "<h3 id=\"" + id + "placement\">Expert placement over " +
+                    std::to_string(n_ranks) +
+                    " ranks</h3>\n<p class=\"note\">Per layer and rank (expert parallelism): the "
+                    "share of the layer's routed slots the rank computed, and its experts.</p>\n"
+                    "<table>\n<tr><th>layer</th>";
+    for (int64_t k = 0; k < n_ranks; ++k) h += fmt::format("<th>rank {}</th>", k);
+    return h + "</tr>\n" + rows + "</table>\n";
+}
+
 std::string routing_report_sections(const json& stats, const std::string& id) {
     const auto& m = stats["model"];
     const auto& layers = stats["layers"];
@@ -424,6 +469,7 @@ std::string routing_report_sections(const json& stats, const std::string& id) {
          "went to the expert. With perfect balance every cell equals the uniform share marked on "
          "the legend.</p>\n";
     h += "<div class=\"chart\">" + routing_heatmap_svg(stats) + "</div>\n";
+    h += placement_section(stats, id);
 
     std::vector<std::string> cats;
     std::vector<double> mm, cv, hmean, htok, hload;

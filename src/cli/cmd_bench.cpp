@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/expert_parallel_options.h"
 #include "core/sysinfo.h"
 #include "models/model.h"
 #include "models/expert_cache.h"
@@ -23,6 +24,7 @@ struct BenchArgs {
     int reps = 5, bw_mib = 1024;
     bool json = false, deterministic = false;
     MemBudgetArgs budget;
+    ExpertParallelArgs ep;
 };
 
 // Each item in [0, max]: -p 100000 would otherwise size a context of that many tokens.
@@ -49,6 +51,7 @@ Result<std::vector<int>> int_list(const std::string& opt, const std::string& s, 
 }
 
 int run_bench_cmd(const BenchArgs& a) {
+    if (auto j = join_expert_parallel(a.ep); !j) return report(j.message());
     BenchParams p;
     p.deterministic = a.deterministic;
     p.kv_types = a.kv;
@@ -72,7 +75,10 @@ int run_bench_cmd(const BenchArgs& a) {
     auto plan =
         apply_mem_budget(**model, a.budget, std::max(max_p, p.tg_prompt + max_g) + 8, 1, a.kv);
     if (!plan) return report(plan.message());
+    auto ep = apply_expert_parallel(**model, a.ep);
+    if (!ep) return report(ep.message());
     const ModelFootprint fp = model_footprint(**model);
+    const double t0 = now_seconds();
     // The disk side of the prediction, measured before the runs (they read the file too).
     double disk_bw = 0;
     if (plan->slots > 0) {
@@ -103,6 +109,11 @@ int run_bench_cmd(const BenchArgs& a) {
                     predict_decode(db, share, res.read_bandwidth, disk_bw).tokens_per_second;
             }
     }
+    if (*ep) {  // the per-rank table (gathered on rank 0), before the results
+        auto table = expert_parallel_table(**ep, now_seconds() - t0);
+        if (!table) return report(table.message());
+        std::fwrite(table->data(), 1, table->size(), stderr);
+    }
     const std::string out = a.json ? bench_json(fp, *r) : bench_markdown(fp, *r);
     std::fwrite(out.data(), 1, out.size(), stdout);
     if (const auto pm = read_process_memory(); pm && a.budget.gib > 0)
@@ -121,6 +132,7 @@ void register_bench_command(CLI::App& app, int& exit_code) {
     add_weight_memory_options(cmd);
     add_mem_budget_options(cmd, a->budget);
     add_kv_cache_options(cmd, a->kv);
+    add_expert_parallel_options(cmd, a->ep);
     cmd->add_option("-p,--n-prompt", a->prompt, "prompt lengths, comma list (default 512)");
     cmd->add_option("-n,--n-gen", a->gen, "generation lengths, comma list (default 128)");
     cmd->add_option("-t,--threads", a->threads, "thread counts, comma list (default: all cores)");

@@ -21,6 +21,7 @@
 #include "analysis/topk_sweep.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/expert_parallel_options.h"
 #include "core/input_file.h"
 #include "models/model.h"
 #include "models/top_k.h"
@@ -37,6 +38,7 @@ struct EvalArgs {
     bool json = false;
     bool bos_chunks = false;
     MemBudgetArgs budget;
+    ExpertParallelArgs ep;
 };
 
 Result<std::string> read_text(const std::string& path) {
@@ -122,7 +124,7 @@ int run_sweep(const EvalArgs& a, const Model& m, const std::vector<int>& ks,
     nlohmann::json j = sweep_json(*res);
     j["model"] = a.model;
     j["file"] = a.file;
-    if (!a.html.empty()) {
+    if (!a.html.empty() && is_output_rank()) {
         const std::string title = fmt::format("Top-k sweep: {} on {}", a.model, a.file);
         if (auto w = write_text_file(a.html, sweep_report_html(j, title)); !w)
             return report(w.message());
@@ -137,6 +139,7 @@ int run_sweep(const EvalArgs& a, const Model& m, const std::vector<int>& ks,
 }
 
 int run_eval(const EvalArgs& a) {
+    if (auto j = join_expert_parallel(a.ep); !j) return report(j.message());
     if (!a.top_k.empty() && !a.ref.empty())
         return report(
             "--top-k and --ref cannot be combined (the sweep compares with the native k)");
@@ -151,6 +154,7 @@ int run_eval(const EvalArgs& a) {
     if (!model) return report(model.message());
     if (auto b = apply_mem_budget(**model, a.budget, a.n_ctx + 1, 1, a.kv); !b)
         return report(b.message());
+    if (auto ep = apply_expert_parallel(**model, a.ep); !ep) return report(ep.message());
     const Model& m = **model;
     std::vector<int> ks;
     if (!a.top_k.empty()) {
@@ -269,6 +273,7 @@ void register_eval_command(CLI::App& app, int& exit_code) {
     add_weight_memory_options(cmd);
     add_mem_budget_options(cmd, a->budget);
     add_kv_cache_options(cmd, a->kv);
+    add_expert_parallel_options(cmd, a->ep);
     cmd->add_option("-f,--file", a->file, "text file (read as raw bytes)")->required();
     cmd->add_option("-c,--ctx", a->n_ctx, "window length in tokens (default 512)")
         ->check(kContextRange);

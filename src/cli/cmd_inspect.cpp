@@ -6,6 +6,7 @@
 // (runtime/decode_prediction.h) from this machine's measured RAM and disk read bandwidth.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@
 #include "models/expert_cache.h"
 #include "models/model.h"
 #include "models/presets.h"
+#include "parallel/placement.h"
 #include "runtime/bench.h"
 #include "runtime/decode_prediction.h"
 
@@ -32,6 +34,7 @@ struct InspectArgs {
     int64_t n_ctx = 4096;
     double vram_gib = -1;
     bool json = false, tensors = false;
+    int ranks = 0;                     // --ranks: expert-parallel prediction per rank
     KvTypes kv;                        // --cache-type-k / --cache-type-v
     double budget_gib = 0;             // --mem-budget: predict decode speed with this budget
     double ram_gbs = 0, disk_gbs = 0;  // > 0: use instead of measuring
@@ -296,8 +299,33 @@ void print_budget(const BudgetReport& r) {
                    row.p.tokens_per_second);
 }
 
+// --ranks N: what each rank of `mpirun -np N ... --expert-parallel` (contiguous placement) holds:
+// every non-expert weight, the KV cache, and its experts of each MoE layer.
+struct RankMemory {
+    int experts_per_layer = 0;
+    uint64_t experts = 0, resident = 0;
+};
+Result<std::vector<RankMemory>> rank_memory(const InspectArgs& a, const Inspected& in,
+                                            const Memory& mm) {
+    const ModelConfig& c = in.model->config;
+    MOE_TRY(const ExpertPlacement p,
+            place_experts(c.is_moe, c.moe.n_expert, a.ranks, Placement::Contiguous));
+    const uint64_t routed = in.params.roles[size_t(ParamRole::RoutedExperts)].bytes;
+    const uint64_t non_expert = in.params.weight_bytes - routed;
+    std::vector<RankMemory> out;
+    const int first_moe = int(std::find(c.is_moe.begin(), c.is_moe.end(), 1) - c.is_moe.begin());
+    for (int r = 0; r < a.ranks; ++r) {
+        RankMemory m;
+        m.experts_per_layer = p.owned(r, first_moe);
+        m.experts = routed / uint64_t(c.moe.n_expert) * uint64_t(m.experts_per_layer);
+        m.resident = non_expert + mm.kv + m.experts;
+        out.push_back(m);
+    }
+    return out;
+}
+
 void print_json(const InspectArgs& a, const Inspected& in, const Memory& mm,
-                const BudgetReport& budget) {
+                const std::vector<RankMemory>& ranks, const BudgetReport& budget) {
     const ModelConfig& c = in.model->config;
     const ParamReport& pr = in.params;
     const int n_moe = c.n_moe_layers(), n_dense = c.n_layer - n_moe;
@@ -365,6 +393,13 @@ void print_json(const InspectArgs& a, const Inspected& in, const Memory& mm,
         m["ram_available"] = fit_json(ram_avail, mem->available);
     }
     if (a.vram_gib > 0) m["vram"] = fit_json(vram, vram_bytes);
+    if (!ranks.empty()) {
+        auto& rk = m["ranks"] = nlohmann::json::array();
+        for (const RankMemory& r : ranks)
+            rk.push_back({{"experts_per_layer", r.experts_per_layer},
+                          {"expert_bytes", r.experts},
+                          {"resident_bytes", r.resident}});
+    }
     j["memory"] = m;
     if (in.preset) {
         j["preset"] = in.preset->name;
@@ -537,16 +572,32 @@ int run_inspect(const InspectArgs& a) {
     const Inspected& in = *res;
     if (auto k = check_kv_types(in.model->config, a.kv); !k) return report(k.message());
     const Memory mem = estimate_memory(a, in);
+    std::vector<RankMemory> ranks;
+    if (a.ranks > 0) {
+        auto r = rank_memory(a, in, mem);
+        if (!r) return report(r.message());
+        ranks = std::move(*r);
+    }
     auto br = budget_report(a, in);
     if (!br) return report(br.message());
     if (a.json) {
-        print_json(a, in, mem, *br);
+        print_json(a, in, mem, ranks, *br);
         return 0;
     }
     print_architecture(in);
     print_params(in);
     print_storage(in);
     print_memory(a, in, mem);
+    if (!ranks.empty()) {
+        const uint64_t routed = in.params.roles[size_t(ParamRole::RoutedExperts)].bytes;
+        fmt::print(
+            "\nexpert parallel over {} ranks (--expert-parallel, contiguous), per rank: "
+            "non-expert weights {} + KV {} + its experts\n",
+            a.ranks, gib(in.params.weight_bytes - routed), gib(mem.kv));
+        for (size_t r = 0; r < ranks.size(); ++r)
+            fmt::print("  rank {}: {} experts per MoE layer ({}) -> resident {}\n", r,
+                       ranks[r].experts_per_layer, gib(ranks[r].experts), gib(ranks[r].resident));
+    }
     if (br->on) print_budget(*br);
     print_provenance(in);
     if (a.tensors) print_tensors(in);
@@ -586,6 +637,9 @@ void register_inspect_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--bw-mib", a->bw_mib, "RAM bandwidth buffer, MiB (default 512)")
         ->check(CLI::Range(1, 65536));
     cmd->add_flag("--json", a->json, "print one JSON object");
+    cmd->add_option("--ranks", a->ranks,
+                    "also predict each rank's resident memory under mpirun -np N --expert-parallel")
+        ->check(CLI::Range(1, 1 << 16));
     cmd->add_flag("--tensors", a->tensors, "also list every tensor with its role");
     cmd->callback([a, &exit_code] { exit_code = run_inspect(*a); });
 }

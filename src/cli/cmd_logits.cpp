@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/expert_parallel_options.h"
 #include "core/atomic_file.h"
 #include "formats/override_source.h"
 #include "models/model.h"
@@ -20,6 +21,7 @@ struct LogitsArgs {
     std::vector<std::string> overrides;
     int threads = 0;
     MemBudgetArgs budget;
+    ExpertParallelArgs ep;
 };
 
 Result<void> write_f32(const std::string& path, const std::vector<float>& v) {
@@ -28,6 +30,7 @@ Result<void> write_f32(const std::string& path, const std::vector<float>& v) {
 }
 
 int run_logits(const LogitsArgs& a) {
+    if (auto j = join_expert_parallel(a.ep); !j) return report(j.message());
     auto toks = parse_token_list(a.tokens);
     if (!toks) return report(toks.message());
     auto src = open_model_source(a.model, a.overrides);
@@ -40,6 +43,7 @@ int run_logits(const LogitsArgs& a) {
             a.kv);
         !b)
         return report(b.message());
+    if (auto ep = apply_expert_parallel(**model, a.ep); !ep) return report(ep.message());
     const Model& m = **model;
     SessionOptions so;
     so.n_threads = a.threads;
@@ -53,6 +57,7 @@ int run_logits(const LogitsArgs& a) {
     const bool want_router = !a.router_out.empty();
     auto logits = s.eval_tokens(*toks, /*all_logits=*/true, 0, want_router ? &trace : nullptr);
     if (!logits) return report(logits.message());
+    if (!is_output_rank()) return 0;  // every rank computed the same logits; rank 0 writes them
     if (auto r = write_f32(a.out, *logits); !r) return report(r.message());
     if (want_router) {
         if (m.config.n_moe_layers() == 0)
@@ -71,6 +76,7 @@ void register_logits_command(CLI::App& app, int& exit_code) {
     add_weight_memory_options(cmd);
     add_mem_budget_options(cmd, a->budget);
     add_kv_cache_options(cmd, a->kv);
+    add_expert_parallel_options(cmd, a->ep);
     cmd->add_option("--tokens", a->tokens, "comma-separated token ids")->required();
     cmd->add_option("-o,--output", a->out, "output file: float32 [n_tokens, n_vocab]")->required();
     cmd->add_option("--router-out", a->router_out,

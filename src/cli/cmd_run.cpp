@@ -6,6 +6,8 @@
 #include "analysis/routing_stats.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/expert_parallel_options.h"
+#include "core/atomic_file.h"
 #include "core/sysinfo.h"
 #include "formats/override_source.h"
 #include "models/expert_store.h"
@@ -21,10 +23,12 @@ struct RunArgs {
     std::vector<std::string> overrides;
     int n_predict = 64, threads = 0, ctx = 0;
     MemBudgetArgs budget;
+    ExpertParallelArgs ep;
     SamplerParams sp;
 };
 
 int run_generate(RunArgs a) {
+    if (auto j = join_expert_parallel(a.ep); !j) return report(j.message());
     if (auto ok = a.sp.validate(); !ok) return report(ok.message());
     if (a.model.empty()) a.model = default_model_path();
     const double t0 = now_seconds();
@@ -34,6 +38,8 @@ int run_generate(RunArgs a) {
     if (!model) return report(model.message());
     if (auto b = apply_mem_budget(**model, a.budget, a.ctx, 1, a.kv); !b)
         return report(b.message());
+    auto ep = apply_expert_parallel(**model, a.ep);
+    if (!ep) return report(ep.message());
     auto tok = Tokenizer::from_source(*(*model)->source);
     if (!tok) return report(fmt::format("{}: {}", a.model, tok.message()));
     SessionOptions so;
@@ -74,7 +80,16 @@ int run_generate(RunArgs a) {
     if (!route_ok) return report(route_ok.message());
     if (rs) {
         rs->set_cache((*model)->experts->stats());
-        if (auto w = rs->write_json(a.routing_stats); !w) return report(w.message());
+        auto j = rs->to_json();
+        if (*ep) j["expert_parallel"] = expert_parallel_json(**ep);
+        if (is_output_rank())
+            if (auto w = write_file_atomic(a.routing_stats, j.dump(1) + "\n"); !w)
+                return report(w.message());
+    }
+    if (*ep) {
+        auto table = expert_parallel_table(**ep, st->prompt_seconds + st->gen_seconds);
+        if (!table) return report(table.message());
+        fmt::print(stderr, "{}", *table);
     }
     fmt::print(stderr, "\nmodel: {} ({}, {})\n", a.model, (*model)->config.family,
                (*model)->config.name);
@@ -111,6 +126,7 @@ void register_run_command(CLI::App& app, int& exit_code) {
     add_weight_memory_options(cmd);
     add_mem_budget_options(cmd, a->budget);
     add_kv_cache_options(cmd, a->kv);
+    add_expert_parallel_options(cmd, a->ep);
     cmd->add_option("-p,--prompt", a->prompt, "prompt text");
     cmd->add_option("-n,--n-predict", a->n_predict, "tokens to generate")
         ->check(CLI::NonNegativeNumber);

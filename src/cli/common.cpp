@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "cli/expert_parallel_options.h"
 #include "core/bundled_file.h"
 #include "core/mapped_file.h"
 #include "models/expert_cache.h"
@@ -24,6 +25,10 @@ void keep_activation_buffers_in_heap() {
 }
 
 int report(const std::string& msg) {
+    if (job_comm()) {  // an expert-parallel job: this rank's own stderr, then the job ends
+        report_and_abort_if_parallel(msg);
+        return 1;
+    }
     fmt::print(stderr, "error: {}\n", msg);
     return 1;
 }

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/expert_parallel_options.h"
 #include "core/progress_bar.h"
 
 int main(int argc, char** argv) {
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     for (auto& a : args)
         if (a == "-np") a = "--parallel";
+    moe::cli::set_command_line(args);
     std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
     try {
         app.parse(args);

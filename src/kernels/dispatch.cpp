@@ -218,6 +218,8 @@ const GemmKernel* find_gemm(DType wtype, Isa isa) {
         {DType::Q4_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q4_k_g16},
         {DType::Q5_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q5_k_g16},
         {DType::Q6_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q6_k_g16},
+        {DType::Q2_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q2_k_g16},
+        {DType::Q3_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q3_k_g16},
         {DType::IQ4_XS, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_iq4_xs_g16},
         {DType::Q8_0, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, gemm_q8_0_g16},
         {DType::Q4_0, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, gemm_q4_0_g16},

@@ -21,16 +21,20 @@ Result<void> load_deepseek2(const ModelSource& src, Model& m) {
     a.qk_rope = int(hp.req_int("rope.dimension_count", 2, 4096));
     // Files from before the MLA split store q/k head sizes in key_length/value_length.
     const bool split = hp.has("attention.key_length_mla");
-    const int qk = int(hp.req_int(split ? "attention.key_length_mla" : "attention.key_length", 1, 65536));
-    a.v_head = int(hp.req_int(split ? "attention.value_length_mla" : "attention.value_length", 1, 65536));
+    const int qk =
+        int(hp.req_int(split ? "attention.key_length_mla" : "attention.key_length", 1, 65536));
+    a.v_head =
+        int(hp.req_int(split ? "attention.value_length_mla" : "attention.value_length", 1, 65536));
     if (split && hp.ok()) {
         // The absorbed-MLA view: keys are latent + rope wide, values latent wide.
-        const int64_t k_len = hp.opt_int("attention.key_length", a.kv_lora_rank + a.qk_rope, 1, 1 << 21);
+        const int64_t k_len =
+            hp.opt_int("attention.key_length", a.kv_lora_rank + a.qk_rope, 1, 1 << 21);
         const int64_t v_len = hp.opt_int("attention.value_length", a.kv_lora_rank, 1, 1 << 21);
         if (hp.ok() && (k_len != a.kv_lora_rank + a.qk_rope || v_len != a.kv_lora_rank))
-            hp.fail(fmt::format("attention.key_length = {} and value_length = {} must be "
-                                "kv_lora_rank + rope.dimension_count = {} and kv_lora_rank = {}",
-                                k_len, v_len, a.kv_lora_rank + a.qk_rope, a.kv_lora_rank));
+            hp.fail(
+                fmt::format("attention.key_length = {} and value_length = {} must be "
+                            "kv_lora_rank + rope.dimension_count = {} and kv_lora_rank = {}",
+                            k_len, v_len, a.kv_lora_rank + a.qk_rope, a.kv_lora_rank));
     }
     a.qk_nope = qk - a.qk_rope;
     if (hp.ok() && a.qk_nope <= 0) hp.fail("MLA key length must exceed rope.dimension_count");
@@ -40,7 +44,8 @@ Result<void> load_deepseek2(const ModelSource& src, Model& m) {
     read_rope_scaling(hp, a.rope);
     a.scale = float(1.0 / std::sqrt(double(qk)));
     if (a.rope.yarn_factor > 1.0) {
-        // HF: softmax_scale *= mscale(factor, mscale_all_dim)^2; the file stores 0.1*mscale_all_dim.
+        // HF: softmax_scale *= mscale(factor, mscale_all_dim)^2; the file stores
+        // 0.1*mscale_all_dim.
         const double mul = hp.opt_float("rope.scaling.yarn_log_multiplier", 0.1);
         const double ms = 1.0 + mul * std::log(a.rope.yarn_factor);
         a.scale = float(a.scale * ms * ms);
@@ -59,7 +64,9 @@ Result<void> load_deepseek2(const ModelSource& src, Model& m) {
     c.moe.n_ff_shexp = int(hp.opt_int("expert_shared_count", 0, 0, 64)) * c.moe.n_ff_exp;
     if (!hp.ok()) return make_error("{}", hp.error());
 
-    return bind_standard_layers(src, m, {.n_leading_dense = n_dense});
+    StandardLayerSpec spec;
+    spec.n_leading_dense = n_dense;
+    return bind_standard_layers(src, m, spec);
 }
 
 }  // namespace moe

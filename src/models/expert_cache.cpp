@@ -460,6 +460,38 @@ Result<std::shared_ptr<ExpertStore>> make_expert_cache(const Model& m, uint64_t 
                         std::move(locs)));
 }
 
+Result<uint64_t> keep_owned_experts_resident(const Model& m,
+                                             const std::function<bool(int, int)>& owned) {
+    const MappedFile* f = gguf_mapping(m);
+    if (!f || f->loaded()) return uint64_t(0);
+    uint64_t slot_bytes = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    MOE_TRY(auto locs, expert_locations(m, *f, slot_bytes, ranges));
+    MOE_TRY_VOID(copy_non_experts(*f, ranges));
+    uint64_t bytes = f->size() - std::min<uint64_t>(f->size(), routed_expert_bytes(m));
+    const int n_exp = m.config.moe.n_expert;
+    for (int il = 0; il < int(m.layers.size()); ++il) {
+        if (!m.layers[size_t(il)].is_moe) continue;
+        for (int k = 0; k < 3; ++k) {  // runs of owned experts: one copy per run and tensor
+            for (int e = 0; e < n_exp;) {
+                if (!owned(il, e)) {
+                    ++e;
+                    continue;
+                }
+                int end = e;
+                while (end < n_exp && owned(il, end)) ++end;
+                const ExpertLoc& a = locs[size_t(il * n_exp + e)];
+                const ExpertLoc& b = locs[size_t(il * n_exp + end - 1)];
+                MOE_TRY_VOID(copy_mapping_into_memory(f->data(), f->size(), a.off[k],
+                                                      b.off[k] + b.len[k], f->path()));
+                bytes += b.off[k] + b.len[k] - a.off[k];
+                e = end;
+            }
+        }
+    }
+    return bytes;
+}
+
 Result<BudgetPlan> attach_expert_cache(Model& m, const ExpertBudget& b, std::string& note) {
     const MappedFile* f = gguf_mapping(m);
     if (!f) return make_error("--mem-budget needs a GGUF file ({} is not one)", m.source->path());

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -66,6 +67,13 @@ uint64_t routed_expert_bytes(const Model& m);
 // budget leaves. Errors: the budget is below the minimum (the message states it in GiB), the
 // model is not one GGUF file holding its experts.
 Result<BudgetPlan> attach_expert_cache(Model& m, const ExpertBudget& b, std::string& note);
+
+// Expert parallelism: the model's GGUF mapping (loaded with mapping population off) gets its
+// non-expert ranges and the routed experts `owned(il, e)` says this process computes copied into
+// memory; the other experts' pages are never touched. Returns the bytes made resident, or 0
+// when the model is not one mapped GGUF file (then nothing changes: it is held as loaded).
+Result<uint64_t> keep_owned_experts_resident(const Model& m,
+                                             const std::function<bool(int, int)>& owned);
 
 // A cache over an explicit number of slots (tests, and attach_expert_cache).
 Result<std::shared_ptr<ExpertStore>> make_expert_cache(const Model& m, uint64_t slots,

@@ -69,6 +69,8 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
 
         ops::rms_norm(x.data(), T, n_embd, L.ffn_norm.p, c.rms_eps, h.data());
         if (L.is_moe) {
+            // An expert-parallel store also says which experts are this process's own.
+            auto* shard = dynamic_cast<ExpertShard*>(m.experts.get());
             float* rl = nullptr;
             int32_t* ids = nullptr;
             float* wts = nullptr;
@@ -82,7 +84,7 @@ Result<void> forward(const Model& m, const Batch& b, KvCache& kv, ThreadPool& po
                 wts = trace->weights.data() + ns;
             }
             MOE_TRY_VOID(moe_forward(c.moe, L.moe, il, *m.experts, h.data(), T, n_embd, pool,
-                                     out.data(), rl, ids, wts, &m.route_override));
+                                     out.data(), rl, ids, wts, &m.route_override, shard));
         } else {
             ffn_forward(L.ffn, h.data(), T, pool, out.data());
         }

@@ -18,7 +18,8 @@ int64_t HParams::req_int(const std::string& key, int64_t lo, int64_t hi) {
     if (!v) return lo;
     auto i = v->as_int();
     if (!v->is_int() || !i) {
-        fail(fmt::format("metadata '{}.{}' must be an integer, got {}", arch_, key, v->to_string()));
+        fail(
+            fmt::format("metadata '{}.{}' must be an integer, got {}", arch_, key, v->to_string()));
         return lo;
     }
     if (*i < lo || *i > hi) {
@@ -37,7 +38,8 @@ double HParams::req_float(const std::string& key) {
     if (!v) return 0;
     auto f = v->as_float();
     if (!f || !std::isfinite(*f)) {
-        fail(fmt::format("metadata '{}.{}' must be a finite number, got {}", arch_, key, v->to_string()));
+        fail(fmt::format("metadata '{}.{}' must be a finite number, got {}", arch_, key,
+                         v->to_string()));
         return 0;
     }
     return *f;
@@ -89,12 +91,11 @@ TensorView TensorBinder::get(const std::string& name, Shape want, bool required)
     if (!error_.empty()) return {};
     auto t = src_.tensor(name);
     if (!t && m_.plan) {
-        for (auto& p : *m_.plan)
-            if (p.name == name) {
-                p.required = p.required || required;
-                return {};
-            }
-        m_.plan->push_back(PlannedTensor{name, want, required});
+        auto [it, inserted] = planned_.try_emplace(name, m_.plan->size());
+        if (inserted)
+            m_.plan->push_back(PlannedTensor{name, want, required});
+        else
+            (*m_.plan)[it->second].required = (*m_.plan)[it->second].required || required;
         return {};
     }
     if (!t) {
@@ -104,7 +105,8 @@ TensorView TensorBinder::get(const std::string& name, Shape want, bool required)
     // Leading dims of size 1 carry no layout ([1, w] == [w]); quantized files drop them.
     const bool same = strip_leading_ones(t->shape) == strip_leading_ones(want);
     if (!same) {
-        error_ = fmt::format("tensor '{}' has shape {}, expected {}", name, t->shape.str(), want.str());
+        error_ =
+            fmt::format("tensor '{}' has shape {}, expected {}", name, t->shape.str(), want.str());
         return {};
     }
     if (!ops::weight_type_supported(t->dtype)) {
@@ -136,7 +138,8 @@ TensorView Model::own_f32_tensor(const TensorView& t) {
     if (t.empty()) return {};
     auto buf = std::make_unique<std::vector<float>>(size_t(t.shape.numel()));
     const int64_t rows = t.shape.rows(), w = t.shape.last();
-    for (int64_t r = 0; r < rows; ++r) ops::dequantize_row(t.dtype, t.row(r), buf->data() + r * w, w);
+    for (int64_t r = 0; r < rows; ++r)
+        ops::dequantize_row(t.dtype, t.row(r), buf->data() + r * w, w);
     TensorView v{DType::F32, t.shape, buf->data()};
     owned_.push_back(std::move(buf));
     return v;

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "formats/model_source.h"
@@ -13,7 +14,7 @@ namespace moe {
 
 // Reads "{arch}.{key}" hyperparameters; the first problem is kept and reported by error().
 class HParams {
-public:
+  public:
     HParams(const ModelSource& src, std::string arch) : src_(src), arch_(std::move(arch)) {}
 
     // Required integer in [lo, hi].
@@ -35,7 +36,7 @@ public:
     bool ok() const { return error_.empty(); }
     const std::string& error() const { return error_; }
 
-private:
+  private:
     const gguf::Value* lookup(const std::string& key, bool required);
     const ModelSource& src_;
     std::string arch_;
@@ -44,7 +45,7 @@ private:
 
 // Binds named tensors of a source into a Model, checking shapes (outermost first).
 class TensorBinder {
-public:
+  public:
     TensorBinder(const ModelSource& src, Model& m) : src_(src), m_(m) {}
 
     TensorView req(const std::string& name, Shape want) { return get(name, want, true); }
@@ -65,12 +66,15 @@ public:
     const std::string& error() const { return error_; }
     int n_bound() const { return n_bound_; }
 
-private:
+  private:
     TensorView get(const std::string& name, Shape want, bool required);
     const ModelSource& src_;
     Model& m_;
     std::string error_;
     int n_bound_ = 0;
+    // Plan mode: index of each planned name in m_.plan, so a hostile block_count (4096 layers of
+    // missing tensors) costs a hash lookup per name, not a scan of everything planned so far.
+    std::unordered_map<std::string, size_t> planned_;
 };
 
 // "blk.{il}.{name}"

@@ -3,7 +3,7 @@
 // the fixture GGUFs), so a synthesized file has the header a converted one would have.
 #include "models/presets.h"
 
-#include "core/utf8.h"
+#include "core/byte_alphabet.h"
 
 namespace moe {
 
@@ -206,20 +206,6 @@ std::vector<Preset> build() {
     return v;
 }
 
-// GPT-2's byte-to-unicode table: printable bytes map to themselves, the rest to U+0100 upwards.
-std::string byte_symbol(int b) {
-    int cp = b;
-    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) {
-        int n = 0;
-        for (int c = 0; c < b; ++c)
-            if (!((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || (c >= 174 && c <= 255))) ++n;
-        cp = 256 + n;
-    }
-    std::string s;
-    utf8::append(s, uint32_t(cp));
-    return s;
-}
-
 }  // namespace
 
 const std::vector<Preset>& presets() {
@@ -253,8 +239,8 @@ std::vector<std::pair<std::string, gguf::Value>> synthetic_vocab(int64_t n_vocab
     add("<pad>", 3);
     add("<s>", 3);
     add("</s>", 3);
-    for (int b = 0; b < 256; ++b) add(byte_symbol(b), 1);
-    const std::string sp = byte_symbol(' ');  // "Ġ"
+    for (int b = 0; b < 256; ++b) add(byte_to_unicode(uint8_t(b)), 1);
+    const std::string sp = byte_to_unicode(uint8_t(' '));  // "Ġ"
     const std::pair<std::string, std::string> kMerges[] = {
         {sp, "t"},  {sp, "a"}, {"h", "e"}, {"i", "n"}, {"r", "e"}, {"o", "n"},  {sp + "t", "he"},
         {"e", "r"}, {sp, "s"}, {"a", "t"}, {"e", "n"}, {sp, "o"},  {sp, "c"},   {"o", "r"},

@@ -1,7 +1,7 @@
 #include "tokenizer/bpe.h"
 
 #include "tokenizer/merge_symbols.h"
-#include "tokenizer/unicode.h"
+#include "core/byte_alphabet.h"
 
 namespace moe::tok {
 

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "tokenizer/unicode.h"
+#include "core/byte_alphabet.h"
 
 namespace moe::tok {
 

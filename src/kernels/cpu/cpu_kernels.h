@@ -54,6 +54,8 @@ void pack_g16_q8x32(const void* const* rows, int64_t K, void* dst);
 MOE_DECLARE_GEMM(gemm_q4_k_g16)
 MOE_DECLARE_GEMM(gemm_q5_k_g16)
 MOE_DECLARE_GEMM(gemm_q6_k_g16)
+MOE_DECLARE_GEMM(gemm_q2_k_g16)
+MOE_DECLARE_GEMM(gemm_q3_k_g16)
 MOE_DECLARE_GEMM(gemm_iq4_xs_g16)
 MOE_DECLARE_GEMM(gemm_q8_0_g16)
 MOE_DECLARE_GEMM(gemm_q4_0_g16)

@@ -135,7 +135,7 @@ std::vector<int32_t> predict_experts(const MoeConfig& c, const MoeWeights& w, co
 Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, ExpertStore& store,
                          const float* x, int64_t T, int n_embd, ThreadPool& pool, float* y,
                          float* router_logits, int32_t* ids_out, float* weights_out,
-                         const RouteOverride* route) {
+                         const RouteOverride* route, ExpertShard* shard) {
     const int n_exp = c.n_expert, k = c.n_expert_used;
 
     // 1. route
@@ -150,13 +150,31 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
         for (int64_t t = 0; t < T; ++t)
             route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
                         wts.data() + t * k);
+    if (shard) MOE_TRY_VOID(shard->share_routing(il, ids.data(), wts.data(), ids.size()));
     if (router_logits) std::copy(logits.begin(), logits.end(), router_logits);
     if (ids_out) std::copy(ids.begin(), ids.end(), ids_out);
     if (weights_out) std::copy(wts.begin(), wts.end(), weights_out);
 
     // 2-4. the active set to the store, then dispatch, experts, combine over the runs of
     // acquired experts that are ready, in ascending id order (bit-identical to one call).
-    const std::vector<int32_t> active = active_set(ids, n_exp);  // distinct ids, ascending
+    // Expert parallelism: only the experts this process owns; `foreign` marks routed experts
+    // another process computes, which no range of ids given to moe_experts here may cover.
+    std::vector<uint8_t> used(size_t(n_exp), 0), foreign(size_t(n_exp), 0);  // [n_expert]
+    int64_t computed = 0;  // rows x experts computed here
+    for (int32_t e : ids) {
+        if (!shard || shard->owns(il, e))
+            used[size_t(e)] = 1, ++computed;
+        else
+            foreign[size_t(e)] = 1;
+    }
+    std::vector<int32_t> active;  // distinct ids, ascending
+    active.reserve(size_t(std::min<int64_t>(n_exp, T * k)));
+    for (int e = 0; e < n_exp; ++e)
+        if (used[size_t(e)]) active.push_back(e);
+    // Next foreign expert at or after e (n_exp when none): ranges end before it.
+    std::vector<int32_t> next_foreign(size_t(n_exp) + 1, n_exp);
+    for (int e = n_exp - 1; e >= 0; --e)
+        next_foreign[size_t(e)] = foreign[size_t(e)] ? e : next_foreign[size_t(e) + 1];
     ops::GluParams act;
     act.clamped = c.act == Activation::SwiGLUClamped;
     act.alpha = c.swiglu_alpha, act.limit = c.swiglu_limit;
@@ -170,10 +188,20 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
                 store.release(il);
                 return make_error("layer {}: {}", il, ready.message());
             }
-            const size_t end = std::min(*ready, pinned);
+            size_t end = std::min(*ready, pinned);
+            // A run of ready experts with a foreign one between them is split there.
+            for (size_t j = i + 1; j < end; ++j)
+                if (next_foreign[size_t(rest[j - 1])] < rest[j]) {
+                    end = j;
+                    break;
+                }
             ops::ExpertRange only;
             only.begin = first ? 0 : rest[i];
             only.end = end == rest.size() ? n_exp : rest[end];
+            if (shard) {
+                only.begin = rest[i];
+                only.end = std::min(only.end, next_foreign[size_t(rest[end - 1])]);
+            }
             only.accumulate = !first;
             ops::moe_experts(x, T, k, ids.data(), wts.data(), store.views(il), act, y, pool, only);
             first = false;
@@ -184,7 +212,7 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
     }
     if (first) std::fill(y, y + T * n_embd, 0.0f);  // no tokens
 
-    if (!w.shared.empty()) {
+    if (!w.shared.empty() && (!shard || shard->computes_shared())) {
         std::vector<float> s(size_t(T * n_embd));  // [T, n_embd]
         ffn_forward(w.shared, x, T, pool, s.data());
         std::vector<float> gate(size_t(T), 1.0f);  // [T]
@@ -194,6 +222,7 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
         }
         ops::add_scaled_rows(y, s.data(), gate.data(), T, n_embd);
     }
+    if (shard) MOE_TRY_VOID(shard->combine(il, y, size_t(T * n_embd), computed));
     return {};
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "models/expert_shard.h"
 #include "models/expert_store.h"
 #include "models/model.h"
 
@@ -30,11 +31,13 @@ std::vector<float> selection_values(const MoeConfig& c, const float* logits,
 // y[T, n_embd] = MoE(x[T, n_embd]) of layer il, its routed experts from `store`.
 // router_logits (optional) receives [T, n_expert]; ids/weights (optional) [T, n_expert_used].
 // route (optional, a test seam) replaces stage 1's selection; it is called with `il`.
+// shard (optional): expert parallelism (models/expert_shard.h): routing shared, only owned
+// experts computed, partial outputs combined.
 // Errors: the store could not supply an expert (a cached store's file shrank or failed).
 Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, ExpertStore& store,
                          const float* x, int64_t T, int n_embd, ThreadPool& pool, float* y,
                          float* router_logits, int32_t* ids_out, float* weights_out,
-                         const RouteOverride* route = nullptr);
+                         const RouteOverride* route = nullptr, ExpertShard* shard = nullptr);
 
 // The experts (distinct ids, ascending) this layer's router and selection pick for h[T, n_embd]:
 // the speculative prefetch applies layer l+1's router to layer l's output, normalized.

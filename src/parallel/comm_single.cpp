@@ -1,0 +1,38 @@
+#include <cstdlib>
+
+#include "parallel/comm.h"
+
+namespace moe {
+namespace {
+
+class SingleComm final : public Comm {
+  public:
+    int rank() const override { return 0; }
+    int size() const override { return 1; }
+    Result<void> allreduce_sum(float*, size_t) override { return {}; }
+    Result<void> bcast(void*, size_t, int) override { return {}; }
+    Result<std::vector<std::string>> allgather(const std::string& mine) override {
+        return std::vector<std::string>{mine};
+    }
+    Result<void> barrier(double) override { return {}; }
+    [[noreturn]] void abort(int code) override { std::_Exit(code); }
+};
+
+}  // namespace
+
+std::unique_ptr<Comm> make_single_comm() {
+    return std::make_unique<SingleComm>();
+}
+
+#if !defined(MOE_MPI)
+bool mpi_available() {
+    return false;
+}
+Result<std::unique_ptr<Comm>> make_mpi_comm() {
+    return make_error(
+        "--expert-parallel: this moeinfer was built without MPI (install libopenmpi-dev and "
+        "openmpi-bin, then configure again with -DMOE_MPI=ON)");
+}
+#endif
+
+}  // namespace moe
