@@ -2,14 +2,13 @@
 // reference routing, greedy sequences, and the upstream engine's error on each file.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -22,8 +21,12 @@ inline std::string temp_path(const std::string& name) {
         .string();
 }
 
-inline std::string fixtures_dir() { return MOE_FIXTURES_DIR; }
-inline std::string model_dir(const std::string& name) { return fixtures_dir() + "/models/" + name; }
+inline std::string fixtures_dir() {
+    return MOE_FIXTURES_DIR;
+}
+inline std::string model_dir(const std::string& name) {
+    return fixtures_dir() + "/models/" + name;
+}
 inline std::string gguf_path(const std::string& name, const std::string& type) {
     return fixtures_dir() + "/models/" + name + "-" + type + ".gguf";
 }

@@ -471,12 +471,8 @@ void RoutingStats::set_cache(const ExpertStoreStats& st) {
         L["layer"] = il;
         layers.push_back(std::move(L));
     }
-    cache_ = {{"policy", st.policy},
-              {"prefetch", st.prefetch},
-              {"slots", st.slots},
-              {"slot_bytes", st.slot_bytes},
-              {"total", layer_json(st.total())},
-              {"layers", layers}};
+    cache_ = {{"policy", st.policy},         {"prefetch", st.prefetch},         {"slots", st.slots},
+              {"slot_bytes", st.slot_bytes}, {"total", layer_json(st.total())}, {"layers", layers}};
 }
 
 }  // namespace moe

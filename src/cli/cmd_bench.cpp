@@ -8,8 +8,8 @@
 #include "cli/common.h"
 #include "cli/expert_parallel_options.h"
 #include "core/sysinfo.h"
-#include "models/model.h"
 #include "models/expert_cache.h"
+#include "models/model.h"
 #include "runtime/bench.h"
 #include "runtime/decode_prediction.h"
 

@@ -91,10 +91,11 @@ void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a) {
                     "points higher on the demo's trained routing at 25-50% of the experts, "
                     "docs/memory-budget.md) or lru")
         ->check(CLI::IsMember({"lru", "lfru"}));
-    cmd->add_option("--prefetch", a.prefetch,
-                    "expert cache: predict layer l+1's experts from layer l's output and read "
-                    "them ahead: on or off (default: on the OLMoE file it read up to 2.4x the bytes "
-                    "and decoded no faster, docs/memory-budget.md)")
+    cmd->add_option(
+           "--prefetch", a.prefetch,
+           "expert cache: predict layer l+1's experts from layer l's output and read "
+           "them ahead: on or off (default: on the OLMoE file it read up to 2.4x the bytes "
+           "and decoded no faster, docs/memory-budget.md)")
         ->check(CLI::IsMember({"on", "off"}));
     cmd->add_option("--io-threads", a.io_threads, "expert cache reader threads (default 4)")
         ->check(CLI::Range(1, 16));

@@ -38,7 +38,7 @@ struct MemBudgetArgs {
     double gib = 0;  // 0: no budget
     std::string policy = "lfru";
     int io_threads = 4;
-    int64_t slots = 0;           // --cache-slots
+    int64_t slots = 0;             // --cache-slots
     std::string prefetch = "off";  // --prefetch: speculative prefetch (docs/memory-budget.md)
 };
 void add_mem_budget_options(CLI::App* cmd, MemBudgetArgs& a);

@@ -1,12 +1,12 @@
 // moeinfer: the command-line entry point. Subcommands live in cmd_*.cpp.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/common.h"

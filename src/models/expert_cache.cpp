@@ -269,8 +269,8 @@ class ExpertCache final : public ExpertStore {
             int32_t s = -1, key = -1;
             {
                 std::unique_lock lock(mu_);
-                work_cv_.wait(lock,
-                              [&] { return stop_ || !demand_.empty() || !prefetch_queue_.empty(); });
+                work_cv_.wait(
+                    lock, [&] { return stop_ || !demand_.empty() || !prefetch_queue_.empty(); });
                 if (stop_) return;
                 // Reads the layer being computed waits for go before predictions.
                 auto& q = demand_.empty() ? prefetch_queue_ : demand_;
@@ -336,7 +336,7 @@ class ExpertCache final : public ExpertStore {
     mutable std::mutex mu_;
     std::condition_variable work_cv_, done_cv_;
     std::vector<Slot> slots_;
-    std::vector<int32_t> where_;  // [n_layer * n_expert]: slot or -1
+    std::vector<int32_t> where_;      // [n_layer * n_expert]: slot or -1
     std::vector<uint32_t> freq_;      // [n_layer * n_expert] (lfru)
     std::vector<uint8_t> predicted_;  // [n_layer * n_expert]: in the layer's last prediction
     uint64_t tick_ = 0, accesses_ = 0;
@@ -454,10 +454,9 @@ Result<std::shared_ptr<ExpertStore>> make_expert_cache(const Model& m, uint64_t 
         return make_error("cannot allocate the expert cache ({} slots of {} bytes)", slots,
                           slot_bytes);
     }
-    return std::shared_ptr<ExpertStore>(
-        new ExpertCache(m, f->path(), fd, f->size(), static_cast<uint8_t*>(pool), len, slots,
-                        slot_bytes, policy, std::clamp(io_threads, 1, 16), prefetch,
-                        std::move(locs)));
+    return std::shared_ptr<ExpertStore>(new ExpertCache(
+        m, f->path(), fd, f->size(), static_cast<uint8_t*>(pool), len, slots, slot_bytes, policy,
+        std::clamp(io_threads, 1, 16), prefetch, std::move(locs)));
 }
 
 Result<uint64_t> keep_owned_experts_resident(const Model& m,

@@ -40,7 +40,7 @@ struct ExpertBudget {
     CachePolicy policy = CachePolicy::Lfru;
     int io_threads = 4;
     bool prefetch = false;  // speculative prefetch of layer l+1 (ExpertStore::prefetch)
-    uint64_t slots = 0;  // > 0: exactly this many slots, no budget arithmetic (tests, studies)
+    uint64_t slots = 0;     // > 0: exactly this many slots, no budget arithmetic (tests, studies)
 };
 
 // What the budget buys, from the model's sizes and this process's measured resident set.

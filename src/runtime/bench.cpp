@@ -259,17 +259,15 @@ std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResul
             "| {} | {:.2f} GiB | {:.2f} B | {:.2f} B | {} | {} | {:.2f} ± {:.2f} | {} | {} |",
             f.name, double(f.tensor_bytes) / double(1ull << 30), double(f.n_params) * 1e-9,
             f.n_active_params * 1e-9, r.threads, r.test, r.mean_ts, r.sd_ts, bound, pct);
-        if (cached)
-        {
+        if (cached) {
             s += fmt::format(" {:.1f}% | {:.2f} | {:.1f}% |", r.hit_pct, r.mb_per_token,
                              r.stall_pct);
             // Predicted: share of predicted experts then routed; prefetch hit: share of accesses
             // served by a slot a prediction filled.
             if (r.prefetch)
-                s += fmt::format(" {:.1f}% | {:.1f}% |", r.prediction_pct,
-                                 r.accesses > 0 ? 100.0 * double(r.prefetch_hits) /
-                                                      double(r.accesses)
-                                                : 0.0);
+                s += fmt::format(
+                    " {:.1f}% | {:.1f}% |", r.prediction_pct,
+                    r.accesses > 0 ? 100.0 * double(r.prefetch_hits) / double(r.accesses) : 0.0);
             else
                 s += " off | off |";
         }

@@ -1,7 +1,7 @@
 #include "tokenizer/bpe.h"
 
-#include "tokenizer/merge_symbols.h"
 #include "core/byte_alphabet.h"
+#include "tokenizer/merge_symbols.h"
 
 namespace moe::tok {
 

@@ -124,11 +124,10 @@ std::vector<int32_t> predict_experts(const MoeConfig& c, const MoeWeights& w, co
     std::vector<float> logits(size_t(T * n_exp));  // [T, n_expert]
     ops::matmul(h, T, w.router, logits.data(), pool);
     ops::add_bias(logits.data(), T, n_exp, w.router_b.p);
-    std::vector<int32_t> ids(size_t(T * k));  // [T, k]
+    std::vector<int32_t> ids(size_t(T * k));         // [T, k]
     std::vector<float> wts(static_cast<size_t>(k));  // [k], unused
     for (int64_t t = 0; t < T; ++t)
-        route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
-                    wts.data());
+        route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k, wts.data());
     return active_set(ids, n_exp);
 }
 
