@@ -106,29 +106,44 @@ void route_token(const MoeConfig& c, const float* logits, const F32Vec& selectio
 
 namespace {
 
-// Distinct expert ids of ids[T * k], ascending.
-std::vector<int32_t> active_set(const std::vector<int32_t>& ids, int n_exp) {
-    std::vector<uint8_t> used(size_t(n_exp), 0);  // [n_expert]
-    for (int32_t e : ids) used[size_t(e)] = 1;
-    std::vector<int32_t> active;
-    for (int e = 0; e < n_exp; ++e)
-        if (used[size_t(e)]) active.push_back(e);
-    return active;
+// Router logits [T, n_expert] of x and each token's top-k ids and weights [T, k], by the
+// family's rule or by `route` when set: what moe_forward routes with and (without an
+// override, which is a test hook recording its calls) what the prefetch predicts with.
+void route_rows(const MoeConfig& c, const MoeWeights& w, int il, const float* x, int64_t T,
+                ThreadPool& pool, const RouteOverride* route, std::vector<float>& logits,
+                std::vector<int32_t>& ids, std::vector<float>& wts) {
+    const int n_exp = c.n_expert, k = c.n_expert_used;
+    logits.resize(size_t(T * n_exp));
+    ids.resize(size_t(T * k));
+    wts.resize(size_t(T * k));
+    ops::matmul(x, T, w.router, logits.data(), pool);
+    ops::add_bias(logits.data(), T, n_exp, w.router_b.p);
+    if (route && *route)
+        (*route)(il, T, logits.data(), ids.data(), wts.data());
+    else
+        for (int64_t t = 0; t < T; ++t)
+            route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
+                        wts.data() + t * k);
+}
+
+// The ids e with used[e] set, ascending.
+std::vector<int32_t> marked_ids(const std::vector<uint8_t>& used) {
+    std::vector<int32_t> out;
+    for (size_t e = 0; e < used.size(); ++e)
+        if (used[e]) out.push_back(int32_t(e));
+    return out;
 }
 
 }  // namespace
 
 std::vector<int32_t> predict_experts(const MoeConfig& c, const MoeWeights& w, const float* h,
                                      int64_t T, ThreadPool& pool) {
-    const int n_exp = c.n_expert, k = c.n_expert_used;
-    std::vector<float> logits(size_t(T * n_exp));  // [T, n_expert]
-    ops::matmul(h, T, w.router, logits.data(), pool);
-    ops::add_bias(logits.data(), T, n_exp, w.router_b.p);
-    std::vector<int32_t> ids(size_t(T * k));         // [T, k]
-    std::vector<float> wts(static_cast<size_t>(k));  // [k], unused
-    for (int64_t t = 0; t < T; ++t)
-        route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k, wts.data());
-    return active_set(ids, n_exp);
+    std::vector<float> logits, wts;
+    std::vector<int32_t> ids;
+    route_rows(c, w, /*il=*/-1, h, T, pool, /*route=*/nullptr, logits, ids, wts);
+    std::vector<uint8_t> used(size_t(c.n_expert), 0);  // [n_expert]
+    for (int32_t e : ids) used[size_t(e)] = 1;
+    return marked_ids(used);
 }
 
 Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, ExpertStore& store,
@@ -138,17 +153,10 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
     const int n_exp = c.n_expert, k = c.n_expert_used;
 
     // 1. route
-    std::vector<float> logits(size_t(T * n_exp));  // [T, n_expert]
-    ops::matmul(x, T, w.router, logits.data(), pool);
-    ops::add_bias(logits.data(), T, n_exp, w.router_b.p);
-    std::vector<int32_t> ids(size_t(T * k));  // [T, k]
-    std::vector<float> wts(size_t(T * k));    // [T, k]
-    if (route && *route)
-        (*route)(il, T, logits.data(), ids.data(), wts.data());
-    else
-        for (int64_t t = 0; t < T; ++t)
-            route_token(c, logits.data() + t * n_exp, w.selection_bias, ids.data() + t * k,
-                        wts.data() + t * k);
+    std::vector<float> logits;  // [T, n_expert]
+    std::vector<int32_t> ids;   // [T, k]
+    std::vector<float> wts;     // [T, k]
+    route_rows(c, w, il, x, T, pool, route, logits, ids, wts);
     if (shard) MOE_TRY_VOID(shard->share_routing(il, ids.data(), wts.data(), ids.size()));
     if (router_logits) std::copy(logits.begin(), logits.end(), router_logits);
     if (ids_out) std::copy(ids.begin(), ids.end(), ids_out);
@@ -166,10 +174,7 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
         else
             foreign[size_t(e)] = 1;
     }
-    std::vector<int32_t> active;  // distinct ids, ascending
-    active.reserve(size_t(std::min<int64_t>(n_exp, T * k)));
-    for (int e = 0; e < n_exp; ++e)
-        if (used[size_t(e)]) active.push_back(e);
+    const std::vector<int32_t> active = marked_ids(used);  // distinct ids, ascending
     // Next foreign expert at or after e (n_exp when none): ranges end before it.
     std::vector<int32_t> next_foreign(size_t(n_exp) + 1, n_exp);
     for (int e = n_exp - 1; e >= 0; --e)
