@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../fixtures.h"
 #include "core/mapped_file.h"
 #include "models/model.h"
 #include "parallel/comm.h"
@@ -28,31 +29,13 @@
 namespace {
 
 using namespace moe;
+using test::max_rel;
+using test::read_f32;
 
 struct Case {
     std::string file, ref_dir;  // ref_dir: fixture folder with ref.json (+ ref_logits.f32)
     double ref_bound;           // max_rel vs the float64 reference (0: not checked)
 };
-
-double max_rel(const std::vector<float>& got, const std::vector<float>& want) {
-    if (got.size() != want.size()) return HUGE_VAL;
-    double num = 0, den = 0;
-    for (size_t i = 0; i < want.size(); ++i) {
-        const double d = std::fabs(double(got[i]) - double(want[i]));
-        if (std::isnan(d)) return HUGE_VAL;  // std::max would pass over it
-        num = std::max(num, d);
-        den = std::max(den, std::fabs(double(want[i])));
-    }
-    return den > 0 ? num / den : num;
-}
-
-std::vector<float> read_f32(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::vector<char> b((std::istreambuf_iterator<char>(in)), {});
-    std::vector<float> v(b.size() / 4);
-    std::memcpy(v.data(), b.data(), v.size() * 4);
-    return v;
-}
 
 Result<std::vector<float>> eval(const Model& m, const std::vector<int32_t>& toks) {
     SessionOptions so;
@@ -162,6 +145,6 @@ int main(int argc, char** argv) {
     }
     if (rank == 0) std::printf("%d passed, %d failed\n", passed, failed);
     int code = failed > 0;  // every rank exits with rank 0's verdict
-    comm.bcast(&code, sizeof(code), 0);
+    if (!comm.bcast(&code, sizeof(code), 0)) comm.abort(1);
     return code;
 }
