@@ -95,11 +95,7 @@ int run_bench_cmd(const BenchArgs& a) {
     if (!r) return report(r.message());
     if (plan->slots > 0) {
         const ModelConfig& c = (*model)->config;
-        DecodeBytes db;
-        db.expert_bytes = routed_expert_bytes(**model);
-        db.n_experts = uint64_t(c.n_moe_layers()) * uint64_t(c.moe.n_expert);
-        db.experts_per_token =
-            double(db.expert_bytes) * double(c.moe.n_expert_used) / double(c.moe.n_expert);
+        DecodeBytes db = expert_decode_bytes(c, routed_expert_bytes(**model));
         db.non_expert_per_token = std::max(0.0, fp.active_bytes_per_token - db.experts_per_token);
         const double share = std::min(1.0, double(plan->slots) / double(db.n_experts));
         for (BenchResult& res : *r)

@@ -196,12 +196,7 @@ struct BudgetReport {
 DecodeBytes decode_bytes(const Inspected& in) {
     const ModelConfig& c = in.model->config;
     const ParamReport& pr = in.params;
-    DecodeBytes b;
-    b.expert_bytes = pr.role(ParamRole::RoutedExperts).bytes;
-    b.n_experts = uint64_t(c.n_moe_layers()) * uint64_t(std::max(c.moe.n_expert, 0));
-    if (c.moe.n_expert > 0)
-        b.experts_per_token =
-            double(b.expert_bytes) * double(c.moe.n_expert_used) / double(c.moe.n_expert);
+    DecodeBytes b = expert_decode_bytes(c, pr.role(ParamRole::RoutedExperts).bytes);
     for (const auto& t : pr.tensors) {
         if (t.role == ParamRole::RoutedExperts) continue;
         if (t.role == ParamRole::Embedding && !pr.tied_embeddings && t.shape.rows() > 0)

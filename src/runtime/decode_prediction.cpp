@@ -12,7 +12,19 @@
 #include <filesystem>
 #include <thread>
 
+#include "models/model.h"
+
 namespace moe {
+
+DecodeBytes expert_decode_bytes(const ModelConfig& c, uint64_t expert_bytes) {
+    DecodeBytes b;
+    b.expert_bytes = expert_bytes;
+    b.n_experts = uint64_t(c.n_moe_layers()) * uint64_t(std::max(c.moe.n_expert, 0));
+    if (c.moe.n_expert > 0)
+        b.experts_per_token =
+            double(expert_bytes) * double(c.moe.n_expert_used) / double(c.moe.n_expert);
+    return b;
+}
 
 DecodePrediction predict_decode(const DecodeBytes& b, double resident_share, double ram_bw,
                                 double disk_bw) {

@@ -17,6 +17,8 @@
 
 namespace moe {
 
+struct ModelConfig;
+
 struct DecodeBytes {
     double non_expert_per_token = 0;  // every other tensor once, one token_embd row
     double experts_per_token = 0;     // k of n routed experts in every MoE layer
@@ -29,6 +31,11 @@ struct DecodePrediction {
     double ram_bytes = 0, disk_bytes = 0;
     double tokens_per_second = 0;
 };
+
+// The routed-expert fields of DecodeBytes for a model with these experts (`expert_bytes`: all of
+// them): its (MoE layer, expert) pairs and k of n experts' bytes per token. The caller adds
+// non_expert_per_token, which it counts from what it has (a parameter report or a footprint).
+DecodeBytes expert_decode_bytes(const ModelConfig& c, uint64_t expert_bytes);
 
 DecodePrediction predict_decode(const DecodeBytes& b, double resident_share, double ram_bw,
                                 double disk_bw);
