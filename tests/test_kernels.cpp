@@ -337,13 +337,17 @@ TEST_P(KernelsByType, PromptGemmMatchesScalarVecDot) {
     if (!kern::find_gemm(t, Isa::Avx512)) return;  // this type has no GEMM: dot kernels only
     std::mt19937 rng(uint32_t(t) + 7);
     const auto* ref = kern::exact_kernel(t, Isa::Scalar);
-    // T: full groups + a padded partial group; full groups + a tail for the dot kernels; one
-    // partial group only.
+    // T: full groups + a pair group (at most kG / 2 tokens: 5, and 8 with no padding); full
+    // groups + a padded partial group (12); full groups + a tail for the dot kernels (3); one
+    // pair group only (7, and 4 at the GEMM's smallest tail).
     constexpr int64_t kG = kern::kGemmTokens;
     for (auto [K, T] : {std::pair<int64_t, int64_t>{256, 2 * kG + 5},
                         {768, 2 * kG + 5},
+                        {768, kG + kG / 2},
+                        {256, 2 * kG + 12},
                         {256, 2 * kG + 3},
-                        {768, 7}}) {
+                        {768, 7},
+                        {256, 4}}) {
         const int64_t N = 37;
         const auto w = random_weights(t, N, K, rng);
         const TensorView wv{t, Shape{N, K}, w.data()};

@@ -191,7 +191,10 @@ TEST(Ops, AttentionMatchesReference) {
                           {"window", 2, 16, 0, 16, 3, false, 0},
                           {"sinks", 2, 16, 0, 16, 5, true, 0},
                           {"softcap", 4, 16, 0, 16, 0, false, 2},
-                          {"mla", 1, 40, 32, 32, 0, false, 0}};
+                          {"mla", 1, 40, 32, 32, 0, false, 0},
+                          // Widths past the 512-bit loops' 16 and 64 elements, with tails.
+                          {"wide", 2, 72, 0, 88, 0, true, 0},
+                          {"mla-wide", 1, 88, 64, 64, 4, false, 0}};
     const int n_head = 4;
     for (const Case& c : cases) {
         SCOPED_TRACE(c.name);

@@ -215,17 +215,28 @@ const GemmKernel* find_gemm(DType wtype, Isa isa) {
 #ifdef MOE_X86
     using namespace cpu::avx512;
     static const GemmKernel kGemms[] = {
-        {DType::Q4_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q4_k_g16},
-        {DType::Q5_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q5_k_g16},
-        {DType::Q6_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q6_k_g16},
-        {DType::Q2_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q2_k_g16},
-        {DType::Q3_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_q3_k_g16},
-        {DType::IQ4_XS, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, gemm_iq4_xs_g16},
-        {DType::Q8_0, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, gemm_q8_0_g16},
-        {DType::Q4_0, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, gemm_q4_0_g16},
-        {DType::Q5_0, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, gemm_q5_0_g16},
-        {DType::IQ4_NL, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, gemm_iq4_nl_g16},
-        {DType::MXFP4, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, gemm_mxfp4_g16},
+        {DType::Q4_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, p8_bytes_q8k, pack_p8_q8k,
+         gemm_q4_k_g16},
+        {DType::Q5_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, p8_bytes_q8k, pack_p8_q8k,
+         gemm_q5_k_g16},
+        {DType::Q6_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, p8_bytes_q8k, pack_p8_q8k,
+         gemm_q6_k_g16},
+        {DType::Q2_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, p8_bytes_q8k, pack_p8_q8k,
+         gemm_q2_k_g16},
+        {DType::Q3_K, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, p8_bytes_q8k, pack_p8_q8k,
+         gemm_q3_k_g16},
+        {DType::IQ4_XS, ActFormat::Q8K, g16_bytes_q8k, pack_g16_q8k, p8_bytes_q8k, pack_p8_q8k,
+         gemm_iq4_xs_g16},
+        {DType::Q8_0, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, p8_bytes_q8x32,
+         pack_p8_q8x32, gemm_q8_0_g16},
+        {DType::Q4_0, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, p8_bytes_q8x32,
+         pack_p8_q8x32, gemm_q4_0_g16},
+        {DType::Q5_0, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, p8_bytes_q8x32,
+         pack_p8_q8x32, gemm_q5_0_g16},
+        {DType::IQ4_NL, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, p8_bytes_q8x32,
+         pack_p8_q8x32, gemm_iq4_nl_g16},
+        {DType::MXFP4, ActFormat::Q8x32, g16_bytes_q8x32, pack_g16_q8x32, p8_bytes_q8x32,
+         pack_p8_q8x32, gemm_mxfp4_g16},
     };
     if (isa != Isa::Avx512 || !isa_supported(Isa::Avx512)) return nullptr;
     for (const auto& g : kGemms)
@@ -273,6 +284,16 @@ void ref_q8_0_to_f32(const void* s, float* d, int64_t n) {
     ops::dequantize_row(DType::Q8_0, s, d, n);
 }
 }  // namespace
+
+const AttnRowsKernel* find_attn_rows(Isa isa) {
+#ifdef MOE_X86
+    static const AttnRowsKernel kZmm{cpu::avx512::attn_scores_f32, cpu::avx512::attn_accum_f32};
+    if (isa == Isa::Avx512 && isa_supported(Isa::Avx512)) return &kZmm;
+#else
+    (void)isa;
+#endif
+    return nullptr;
+}
 
 RowToF32Fn find_row_to_f32(DType t, Isa isa) {
 #ifdef MOE_X86

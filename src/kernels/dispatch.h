@@ -67,7 +67,9 @@ inline constexpr int kGemmTokens = 16;
 using GroupBytesFn = int64_t (*)(int64_t K);
 using PackGroupFn = void (*)(const void* const* rows, int64_t K, void* dst);
 // y[t * ldy + r] = dot(w row r, token t) for r < n_rows, t < n_tokens; token t is lane
-// t % kGemmTokens of group t / kGemmTokens (the last group may be partly padding). unpack: the
+// t % kGemmTokens of group t / kGemmTokens (the last group may be partly padding), except that a
+// last group of at most kGemmTokens / 2 tokens is a pair group (pack_pairs: two K positions of
+// a token per lane pair, no lane wasted on padding up to 8 tokens). unpack: the
 // caller's gemm_unpack_bytes(K) bytes for the weight rows it decodes (no global scratch).
 using GemmFn = void (*)(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg,
                         int64_t n_tokens, float* y, int64_t ldy, void* unpack);
@@ -79,7 +81,9 @@ struct GemmKernel {
     DType wtype;
     ActFormat act;
     GroupBytesFn group_bytes;
-    PackGroupFn pack;
+    PackGroupFn pack;  // kGemmTokens rows
+    GroupBytesFn pair_bytes;
+    PackGroupFn pack_pairs;  // kGemmTokens / 2 rows
     GemmFn run;
 };
 // The GEMM for (wtype, isa), or nullptr (then the dot kernels do prompts too).
@@ -121,5 +125,16 @@ QuantizeActFn find_quantizer(ActFormat f, Isa isa);
 // same values as ops::dequantize_row. nullptr for F32 (read in place) and other types.
 using RowToF32Fn = void (*)(const void* src, float* dst, int64_t n);
 RowToF32Fn find_row_to_f32(DType t, Isa isa);
+
+// Attention's inner loops over f32 rows (cpu/attention_rows_avx512.cpp). scores: out[j] = q . k_j
+// over kd elements (with 0 < split < kd the sums over [0, split) and [split, kd) are added) for
+// k_j = k + j * stride, j < n. accum: o[i] += sum_j p[j] * v_j[i] for i < vd, v_j = v + j * stride.
+struct AttnRowsKernel {
+    void (*scores)(const float* q, const float* k, int64_t stride, int64_t n, int64_t kd,
+                   int64_t split, float* out);
+    void (*accum)(const float* p, const float* v, int64_t stride, int64_t n, int64_t vd, float* o);
+};
+// nullptr: the portable loops in cpu/attention_cpu.cpp.
+const AttnRowsKernel* find_attn_rows(Isa isa);
 
 }  // namespace moe::kern

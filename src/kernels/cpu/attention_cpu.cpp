@@ -38,6 +38,21 @@ void softmax_with_sink(float* scores, int64_t n, const float* sink) {
     for (int64_t i = 0; i < n; ++i) scores[i] *= inv;
 }
 
+// The portable inner loops (kern::AttnRowsKernel's contract), where no ISA version is taken.
+void scores_portable(const float* q, const float* k, int64_t stride, int64_t n, int64_t kd,
+                     int64_t split, float* out) {
+    for (int64_t j = 0; j < n; ++j) {
+        const float* kr = k + j * stride;
+        out[j] = split > 0 ? dot(q, kr, split) + dot(q + split, kr + split, kd - split)
+                           : dot(q, kr, kd);
+    }
+}
+void accum_portable(const float* p, const float* v, int64_t stride, int64_t n, int64_t vd,
+                    float* o) {
+    for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < vd; ++i) o[i] += p[j] * v[j * stride + i];
+}
+
 // KV positions from pos on that share a page with pos (up to end).
 int64_t page_run(const KvPages& kv, int64_t pos, int64_t end) {
     return std::min(end, (pos / kv.page_tokens + 1) * kv.page_tokens) - pos;
@@ -63,6 +78,9 @@ void attention(const AttentionParams& a, const float* q, int64_t T, const int32_
     const int64_t v_head_bytes = dtype_row_bytes(kv.v_type, vd);
     const int64_t k_stride = k_conv ? kd : kv.k_row, v_stride = v_conv ? vd : kv.v_row;
     const size_t conv_floats = size_t(kv.page_tokens) * size_t(std::max(kd, vd));
+    const kern::AttnRowsKernel* fast = kern::find_attn_rows(isa);
+    const auto scores = fast ? fast->scores : scores_portable;
+    const auto accum = fast ? fast->accum : accum_portable;
     pool.parallel_for(T * nh, [&](int64_t task) {
         const int64_t t = task / nh;
         const int h = int(task % nh), hk = h / group;
@@ -90,14 +108,12 @@ void attention(const AttentionParams& a, const float* q, int64_t T, const int32_
         for (int64_t p = p0, n; p <= last; p += n) {
             n = page_run(kv, p, last + 1);
             const float* kr = rows(kv.k, p, n, k_bytes, hk * k_head_bytes, kd, k_conv);
+            float* sp = sc.data() + (p - p0);
+            scores(qh, kr, k_stride, n, kd, split, sp);
             for (int64_t j = 0; j < n; ++j) {
-                const float* k = kr + j * k_stride;
-                const float d = split > 0
-                                    ? dot(qh, k, split) + dot(qh + split, k + split, kd - split)
-                                    : dot(qh, k, kd);
-                float v = d * scale;
+                float v = sp[j] * scale;
                 if (cap > 0) v = cap * std::tanh(v / cap);
-                sc[size_t(p - p0 + j)] = v;
+                sp[j] = v;
             }
         }
         softmax_with_sink(sc.data(), int64_t(sc.size()), a.sinks ? a.sinks + h : nullptr);
@@ -106,10 +122,7 @@ void attention(const AttentionParams& a, const float* q, int64_t T, const int32_
         for (int64_t p = p0, n; p <= last; p += n) {
             n = page_run(kv, p, last + 1);
             const float* vr = rows(kv.v, p, n, v_bytes, hk * v_head_bytes, vd, v_conv);
-            for (int64_t j = 0; j < n; ++j) {
-                const float pr = sc[size_t(p - p0 + j)];
-                for (int i = 0; i < vd; ++i) o[i] += pr * vr[j * v_stride + i];
-            }
+            accum(sc.data() + (p - p0), vr, v_stride, n, vd, o);
         }
     });
 }

@@ -48,6 +48,15 @@ int64_t g16_bytes_q8k(int64_t K);
 int64_t g16_bytes_q8x32(int64_t K);
 void pack_g16_q8k(const void* const* rows, int64_t K, void* dst);
 void pack_g16_q8x32(const void* const* rows, int64_t K, void* dst);
+// Attention's inner loops (attention_rows_avx512.cpp); see kern::AttnRowsKernel.
+void attn_scores_f32(const float* q, const float* k, int64_t stride, int64_t n, int64_t kd,
+                     int64_t split, float* out);
+void attn_accum_f32(const float* p, const float* v, int64_t stride, int64_t n, int64_t vd,
+                    float* o);
+int64_t p8_bytes_q8k(int64_t K);
+int64_t p8_bytes_q8x32(int64_t K);
+void pack_p8_q8k(const void* const* rows, int64_t K, void* dst);
+void pack_p8_q8x32(const void* const* rows, int64_t K, void* dst);
 #define MOE_DECLARE_GEMM(name)                                                           \
     void name(int64_t K, const void* w, int64_t wstride, int64_t n_rows, const void* xg, \
               int64_t n_tokens, float* y, int64_t ldy, void* unpack);

@@ -79,8 +79,9 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     int64_t t_first = 0;  // tokens [0, t_first) went through the GEMM
     constexpr int kG = kern::kGemmTokens;
     // The GEMM takes every full group of kG tokens, and a partial last group when it has at
-    // least kMinPartial tokens (padding lanes cost less than the dot kernels' weight decoding);
-    // a smaller tail goes through the dot kernels below. Deterministic: every row through the
+    // least kMinPartial tokens (padding lanes cost less than the dot kernels' weight decoding;
+    // up to kG / 2 tokens it is a pair group, without padding lanes up to 8 tokens); a smaller
+    // tail goes through the dot kernels below. Deterministic: every row through the
     // dot kernels, whose per-row sums do not depend on nx (nor on the single-token _rows loop,
     // the same kernel at nx = 1), so a row's result does not depend on T. Decode keeps its
     // speed; prompts lose the GEMM (measured in docs/DEVELOPERS.md). The GEMM for every row,
@@ -89,25 +90,27 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     const int64_t tail = T % kG;
     const int64_t n_gemm = x.deterministic ? 0 : tail >= kMinPartial ? T : T - tail;
     if (const kern::GemmKernel* g = n_gemm > 0 ? kern::find_gemm(w.dtype, isa) : nullptr) {
-        const int64_t n_groups = (n_gemm + kG - 1) / kG, gb = g->group_bytes(K);
+        const int64_t n_full = n_gemm / kG, rem = n_gemm % kG, gb = g->group_bytes(K);
+        const bool pairs = rem > 0 && rem <= kG / 2;
+        const int64_t groups_bytes = n_full * gb + (rem == 0 ? 0 : pairs ? g->pair_bytes(K) : gb);
         // This thread's scratch in the pool: [a zero activation row (padding) | the GEMM's
         // unpacked weight rows | the groups].
         MOE_CHECK(x.pool != nullptr, "matmul_rows: activations not packed by pack_acts");
         std::vector<uint8_t>& scratch = x.pool->scratch();
         const int64_t zero_bytes = (x.row_bytes + 63) / 64 * 64;
         const int64_t unpack_bytes = (kern::gemm_unpack_bytes(K) + 63) / 64 * 64;
-        scratch.resize(size_t(zero_bytes + unpack_bytes + n_groups * gb));
+        scratch.resize(size_t(zero_bytes + unpack_bytes + groups_bytes));
         std::fill_n(scratch.data(), x.row_bytes, uint8_t(0));
         const uint8_t* zero_row = scratch.data();
         uint8_t* unpack = scratch.data() + zero_bytes;
         uint8_t* groups = unpack + unpack_bytes;
         const void* rp[kG];
-        for (int64_t gi = 0; gi < n_groups; ++gi) {
+        for (int64_t gi = 0; gi < n_full + (rem > 0); ++gi) {
             for (int j = 0; j < kG; ++j) {
                 const int64_t t = gi * kG + j;
                 rp[j] = t < n_gemm ? x.row(rows ? rows[t] : t) : zero_row;
             }
-            g->pack(rp, K, groups + gi * gb);
+            (pairs && gi == n_full ? g->pack_pairs : g->pack)(rp, K, groups + gi * gb);
         }
         g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups, n_gemm, y + n0, ldy, unpack);
         t_first = n_gemm;
