@@ -59,8 +59,67 @@ int64_t matmul_row_block(int64_t N, int64_t T, int n_threads) {
     return rb;
 }
 
+namespace {
+
+constexpr int kG = kern::kGemmTokens;
+
+// The GEMM takes every full group of kG tokens, and a partial last group when it has at least
+// kMinPartial tokens (padding lanes cost less than the dot kernels' weight decoding; up to
+// kG / 2 tokens it is a pair group, without padding lanes up to 8 tokens); a smaller tail goes
+// through the dot kernels. Deterministic: every row through the dot kernels, whose per-row sums
+// do not depend on nx (nor on the single-token _rows loop, the same kernel at nx = 1), so a
+// row's result does not depend on T. Decode keeps its speed; prompts lose the GEMM (measured in
+// docs/DEVELOPERS.md). The GEMM for every row, padded to 16 lanes also at T = 1, was measured
+// too: decode 2.5x slower.
+int64_t gemm_count(const PackedActs& x, int64_t T) {
+    constexpr int64_t kMinPartial = 4;
+    const int64_t tail = T % kG;
+    return x.deterministic ? 0 : tail >= kMinPartial ? T : T - tail;
+}
+
+int64_t groups_bytes(const kern::GemmKernel& g, int64_t K, int64_t n) {
+    const int64_t rem = n % kG;
+    return n / kG * g.group_bytes(K) + (rem == 0        ? 0
+                                        : rem <= kG / 2 ? g.pair_bytes(K)
+                                                        : g.group_bytes(K));
+}
+
+// Rows [0, n) into groups of kG (a last one of at most kG / 2 rows as a pair group), padded
+// with zero_row.
+void pack_groups(const kern::GemmKernel& g, const PackedActs& x, const int64_t* rows, int64_t n,
+                 const uint8_t* zero_row, uint8_t* dst) {
+    const int64_t gb = g.group_bytes(x.K), n_full = n / kG, rem = n % kG;
+    const void* rp[kG];
+    for (int64_t gi = 0; gi < n_full + (rem > 0); ++gi) {
+        for (int j = 0; j < kG; ++j) {
+            const int64_t t = gi * kG + j;
+            rp[j] = t < n ? x.row(rows ? rows[t] : t) : zero_row;
+        }
+        (rem > 0 && rem <= kG / 2 && gi == n_full ? g.pack_pairs : g.pack)(rp, x.K, dst + gi * gb);
+    }
+}
+
+}  // namespace
+
+int64_t gemm_tokens(const PackedActs& x, DType wtype, int64_t T) {
+    const kern::GemmKernel* g = kern::find_gemm(wtype, kern::Isa(x.isa));
+    return g && int(g->act) == x.act ? gemm_count(x, T) : 0;
+}
+
+void pack_gemm_groups(const PackedActs& x, const int64_t* rows, int64_t T, DType wtype,
+                      GemmGroups& out) {
+    out.act = -1;
+    out.n_gemm = gemm_tokens(x, wtype, T);
+    if (out.n_gemm == 0) return;
+    const kern::GemmKernel* g = kern::find_gemm(wtype, kern::Isa(x.isa));
+    out.bytes.resize(size_t(groups_bytes(*g, x.K, out.n_gemm)));
+    const std::vector<uint8_t> zero(size_t(x.row_bytes), 0);
+    pack_groups(*g, x, rows, out.n_gemm, zero.data(), out.bytes.data());
+    out.act = x.act;
+}
+
 void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const TensorView& w,
-                 int64_t n0, int64_t n1, float* y, int64_t ldy) {
+                 int64_t n0, int64_t n1, float* y, int64_t ldy, const GemmGroups* groups) {
     const int64_t K = w.shape.last();
     const kern::Isa isa = kern::Isa(x.isa);
     const kern::DotKernel* k = kern::find_kernel(w.dtype, isa);
@@ -77,42 +136,24 @@ void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const Tens
     const void* xp[kern::kMaxNx];
     float out[kern::kMaxNx];
     int64_t t_first = 0;  // tokens [0, t_first) went through the GEMM
-    constexpr int kG = kern::kGemmTokens;
-    // The GEMM takes every full group of kG tokens, and a partial last group when it has at
-    // least kMinPartial tokens (padding lanes cost less than the dot kernels' weight decoding;
-    // up to kG / 2 tokens it is a pair group, without padding lanes up to 8 tokens); a smaller
-    // tail goes through the dot kernels below. Deterministic: every row through the
-    // dot kernels, whose per-row sums do not depend on nx (nor on the single-token _rows loop,
-    // the same kernel at nx = 1), so a row's result does not depend on T. Decode keeps its
-    // speed; prompts lose the GEMM (measured in docs/DEVELOPERS.md). The GEMM for every row,
-    // padded to 16 lanes also at T = 1, was measured too: decode 2.5x slower.
-    constexpr int64_t kMinPartial = 4;
-    const int64_t tail = T % kG;
-    const int64_t n_gemm = x.deterministic ? 0 : tail >= kMinPartial ? T : T - tail;
+    const int64_t n_gemm = gemm_count(x, T);
     if (const kern::GemmKernel* g = n_gemm > 0 ? kern::find_gemm(w.dtype, isa) : nullptr) {
-        const int64_t n_full = n_gemm / kG, rem = n_gemm % kG, gb = g->group_bytes(K);
-        const bool pairs = rem > 0 && rem <= kG / 2;
-        const int64_t groups_bytes = n_full * gb + (rem == 0 ? 0 : pairs ? g->pair_bytes(K) : gb);
+        const bool shared = groups && groups->act == x.act && groups->n_gemm == n_gemm;
         // This thread's scratch in the pool: [a zero activation row (padding) | the GEMM's
-        // unpacked weight rows | the groups].
+        // unpacked weight rows | the groups, unless shared].
         MOE_CHECK(x.pool != nullptr, "matmul_rows: activations not packed by pack_acts");
         std::vector<uint8_t>& scratch = x.pool->scratch();
         const int64_t zero_bytes = (x.row_bytes + 63) / 64 * 64;
         const int64_t unpack_bytes = (kern::gemm_unpack_bytes(K) + 63) / 64 * 64;
-        scratch.resize(size_t(zero_bytes + unpack_bytes + groups_bytes));
-        std::fill_n(scratch.data(), x.row_bytes, uint8_t(0));
-        const uint8_t* zero_row = scratch.data();
+        scratch.resize(
+            size_t(zero_bytes + unpack_bytes + (shared ? 0 : groups_bytes(*g, K, n_gemm))));
         uint8_t* unpack = scratch.data() + zero_bytes;
-        uint8_t* groups = unpack + unpack_bytes;
-        const void* rp[kG];
-        for (int64_t gi = 0; gi < n_full + (rem > 0); ++gi) {
-            for (int j = 0; j < kG; ++j) {
-                const int64_t t = gi * kG + j;
-                rp[j] = t < n_gemm ? x.row(rows ? rows[t] : t) : zero_row;
-            }
-            (pairs && gi == n_full ? g->pack_pairs : g->pack)(rp, K, groups + gi * gb);
+        const uint8_t* xg = shared ? groups->bytes.data() : unpack + unpack_bytes;
+        if (!shared) {
+            std::fill_n(scratch.data(), x.row_bytes, uint8_t(0));
+            pack_groups(*g, x, rows, n_gemm, scratch.data(), unpack + unpack_bytes);
         }
-        g->run(K, wbase + n0 * wrb, wrb, n1 - n0, groups, n_gemm, y + n0, ldy, unpack);
+        g->run(K, wbase + n0 * wrb, wrb, n1 - n0, xg, n_gemm, y + n0, ldy, unpack);
         t_first = n_gemm;
     }
     // The single-token row loop (a last group of one token) stages its activation row in this

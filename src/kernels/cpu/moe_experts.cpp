@@ -49,10 +49,11 @@ void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const flo
     // Rows of g/u/h/d are grouped by expert: expert e owns rows [off[e], off[e + 1]), in
     // rows_of[e] order.
     std::vector<int64_t> off(size_t(n_exp) + 1, 0);
-    std::vector<int> active;
+    std::vector<int> active, slot_of(size_t(n_exp), -1);  // slot_of[e]: index of e in active
     for (int e = 0; e < n_exp; ++e) {
         off[size_t(e) + 1] = off[size_t(e)] + int64_t(rows_of[size_t(e)].size());
-        if (!rows_of[size_t(e)].empty()) active.push_back(e);
+        if (!rows_of[size_t(e)].empty())
+            slot_of[size_t(e)] = int(active.size()), active.push_back(e);
     }
     if (active.empty()) return;  // y untouched: n_embd is only known from an active expert
     const int64_t n_embd = experts[size_t(active[0])].gate.shape[1];
@@ -76,6 +77,26 @@ void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const flo
 
     ActsByFormat xa(x, T, n_embd, pool);
     for (int e : active) xa.get(experts[size_t(e)].gate.dtype), xa.get(experts[size_t(e)].up.dtype);
+    // Each expert's tokens in the prompt GEMM's groups, packed once for all its row blocks (and
+    // for both gate and up where their types share an activation format); a region of its own
+    // only when some expert reaches the GEMM (not at decode).
+    std::vector<GemmGroups> groups(active.size());  // [active experts]
+    auto pack_expert_groups = [&](ActsByFormat& acts, const int64_t* rows, auto matrix) {
+        bool any = false;
+        for (size_t i = 0; i < active.size() && !any; ++i) {
+            const int e = active[i];
+            const DType t = (experts[size_t(e)].*matrix).dtype;
+            any = gemm_tokens(acts.get(t), t, off[size_t(e) + 1] - off[size_t(e)]) > 0;
+        }
+        if (!any) return;
+        pool.parallel_for(int64_t(active.size()), [&](int64_t i) {
+            const int e = active[size_t(i)];
+            const DType t = (experts[size_t(e)].*matrix).dtype;
+            pack_gemm_groups(acts.get(t), rows + off[size_t(e)],
+                             off[size_t(e) + 1] - off[size_t(e)], t, groups[size_t(i)]);
+        });
+    };
+    pack_expert_groups(xa, tok.data(), &ExpertWeights::gate);
     std::vector<float> g(size_t(n_rows * n_ff)), u(size_t(n_rows * n_ff)),
         h(size_t(n_rows * n_ff));  // [T*k, n_ff]
     int64_t rb_a = 1;
@@ -85,10 +106,11 @@ void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const flo
         const ExpertWeights& ew = experts[size_t(e)];
         const int64_t n1 = std::min<int64_t>(n_ff, n0 + rb_a), r0 = off[size_t(e)];
         const int64_t ne = off[size_t(e) + 1] - r0;
+        const GemmGroups* eg = &groups[size_t(slot_of[size_t(e)])];
         matmul_rows(xa.get(ew.gate.dtype), tok.data() + r0, ne, ew.gate, n0, n1,
-                    g.data() + r0 * n_ff, n_ff);  // [ne, n_ff] columns [n0, n1)
+                    g.data() + r0 * n_ff, n_ff, eg);  // [ne, n_ff] columns [n0, n1)
         matmul_rows(xa.get(ew.up.dtype), tok.data() + r0, ne, ew.up, n0, n1, u.data() + r0 * n_ff,
-                    n_ff);
+                    n_ff, eg);
         for (int64_t r = r0; r < r0 + ne; ++r) {
             float* gr = g.data() + r * n_ff;
             float* ur = u.data() + r * n_ff;
@@ -106,6 +128,8 @@ void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const flo
 
     ActsByFormat ha(h.data(), n_rows, n_ff, pool);
     for (int e : active) ha.get(experts[size_t(e)].down.dtype);
+    for (GemmGroups& gr : groups) gr.act = -1;
+    pack_expert_groups(ha, own.data(), &ExpertWeights::down);
     std::vector<float> d(size_t(n_rows * n_embd));  // [T*k, n_embd]
     int64_t rb_b = 1;
     const auto tasks_b = make_tasks(n_embd, rb_b);
@@ -114,7 +138,7 @@ void moe_experts(const float* x, int64_t T, int k, const int32_t* ids, const flo
         const ExpertWeights& ew = experts[size_t(e)];
         const int64_t n1 = std::min<int64_t>(n_embd, n0 + rb_b), r0 = off[size_t(e)];
         matmul_rows(ha.get(ew.down.dtype), own.data() + r0, off[size_t(e) + 1] - r0, ew.down, n0,
-                    n1, d.data() + r0 * n_embd, n_embd);
+                    n1, d.data() + r0 * n_embd, n_embd, &groups[size_t(slot_of[size_t(e)])]);
     });
 
     // Combine: weighted scatter-add back to token order, expert by expert.
