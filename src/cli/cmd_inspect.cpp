@@ -245,8 +245,9 @@ Result<BudgetReport> budget_report(const InspectArgs& a, const Inspected& in) {
     }
     const int k = c.moe.n_expert_used;
     r.budget = uint64_t(a.budget_gib * kGiB);
-    r.resident = in.params.weight_bytes - r.bytes.expert_bytes + kv_cache_bytes(c, a.n_ctx, a.kv) +
-                 budget_buffer_bytes(c, int(a.n_ctx));
+    r.resident =
+        budget_fixed_part(c, in.params.weight_bytes - r.bytes.expert_bytes, int(a.n_ctx), 1, a.kv)
+            .total();
     const double per = double(r.bytes.expert_bytes) / double(r.bytes.n_experts);
     r.min_budget = r.resident + uint64_t(double(k) * per);
     const double share = budget_expert_share(r.bytes, r.budget, r.resident, k);
