@@ -131,7 +131,11 @@ struct SchedulerMetrics {
     double dense_bytes_per_step = 0;         // non-expert weights, read once per step
     double weight_bytes_per_token_last = 0;  // last decode step: (expert + dense) / tokens
     double weight_bytes_read_total = 0;      // decode steps: expert + dense bytes
+    int processes = 1;  // that run each step (serve --expert-parallel: the MPI ranks)
 };
+
+// The options of the Session a scheduler makes (a step mirror's followers make the same one).
+SessionOptions scheduler_session_options(const SchedulerOptions& opt);
 
 class Scheduler {
   public:
