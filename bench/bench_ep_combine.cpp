@@ -1,7 +1,8 @@
 // The two expert-parallel combines (parallel/expert_parallel.h: gather, alltoallv) timed alone,
 // under `mpirun -np N`: every rank holds T x n_embd partial outputs for routing drawn at random
-// (uniform top-k of n_expert, contiguous placement); each timed combine starts after a barrier,
-// so the figure is the collective itself, not waiting for a slower rank's experts. Prints, on
+// (uniform top-k of n_expert, contiguous placement); each timed combine starts after a blocking
+// collective, so the figure is the combine itself, not waiting for a slower rank's experts; the
+// two paths alternate rep by rep. Prints, on
 // rank 0, the median over reps of the slowest rank's time per combine, per T and path.
 // Usage: mpirun -np N bench_ep_combine [n_embd=2048] [n_expert=64] [top_k=8] [reps=30]
 //        [T list=1,4,16,64,128,256,512]
@@ -58,13 +59,13 @@ int main(int argc, char** argv) {
             std::copy(all.begin(), all.begin() + top_k, ids.begin() + t * top_k);
         }
         std::vector<float> y(size_t(T) * size_t(n_embd));
-        double med[2];
-        for (int path = 0; path < 2; ++path) {
-            ep.set_combine(path == 0 ? CombineMode::Gather : CombineMode::Alltoallv);
-            std::vector<double> ms;
-            for (int r = 0; r < reps; ++r) {
+        std::vector<double> ms[2];  // per path; the paths alternate rep by rep
+        for (int r = 0; r < reps; ++r)
+            for (int path = 0; path < 2; ++path) {
+                ep.set_combine(path == 0 ? CombineMode::Gather : CombineMode::Alltoallv);
                 std::fill(y.begin(), y.end(), 1.0f);
-                if (!comm.barrier(60)) return 1;
+                // A blocking collective lines the ranks up (barrier() polls with sleeps).
+                if (!comm.allgather("")) return 1;
                 const auto t0 = std::chrono::steady_clock::now();
                 if (auto c = ep.combine(0, y.data(), T, n_embd, ids, false, 0); !c) {
                     fmt::print(stderr, "error: {}\n", c.message());
@@ -75,11 +76,14 @@ int main(int argc, char** argv) {
                         .count();
                 auto all = comm.allgather(fmt::format("{:.6f}", mine));
                 double worst = 0;
-                for (const auto& s : *all) worst = std::max(worst, std::atof(s.c_str()));
-                ms.push_back(worst);
+                for (const auto& x : *all) worst = std::max(worst, std::atof(x.c_str()));
+                ms[path].push_back(worst);
             }
-            std::nth_element(ms.begin(), ms.begin() + long(ms.size() / 2), ms.end());
-            med[path] = ms[ms.size() / 2];
+        double med[2];
+        for (int path = 0; path < 2; ++path) {
+            auto& v = ms[path];
+            std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
+            med[path] = v[v.size() / 2];
         }
         if (comm.rank() == 0) fmt::print("| {} | {:.3f} | {:.3f} |\n", T, med[0], med[1]);
     }

@@ -63,10 +63,17 @@ Result<CombineMode> parse_combine_mode(const std::string& s) {
     return make_error("--ep-combine '{}' is not one of auto, gather, alltoallv", s);
 }
 
-int64_t alltoallv_min_rows(int n_ranks) {
-    // TODO(moe): the gather until the break-even is measured (bench/bench_ep_combine).
-    (void)n_ranks;
-    return INT64_MAX;
+bool alltoallv_pays(int n_ranks, int64_t rows) {
+    // Measured with bench/bench_ep_combine (OLMoE's shape: n_embd 2048, top-8 of 64; one 2-core
+    // machine, loaded; 3 rounds of 21 alternating reps, medians, ms per combine, gather /
+    // alltoallv): 2 ranks: T=1 0.005 / 0.006, T=4 0.013 / 0.011, T=16 0.048 / 0.026,
+    // T=64 0.19 / 0.11, T=256 0.89 / 0.65, T=512 9.9 / 18.3 (2 of 3 rounds for the gather);
+    // 3 ranks: T=1 0.035 / 0.037, T=4 0.05 / 0.05, T=16 0.18 / 0.09, T=64 0.91 / 0.39,
+    // T=256 8.0 / 3.5, T=512 17.7 / 7.3. Below ~8 rows the two are equal (latency); from 16 the
+    // Alltoallv path is 1.5-2.5x faster (each rank adds only its block's rows, and from 3 ranks
+    // fewer bytes move), except 2 ranks at 512 rows (4 MiB messages), where the gather won.
+    if (rows < 8) return false;
+    return n_ranks > 2 || rows < 512;
 }
 
 bool ExpertParallel::uses_alltoallv(int64_t T) const {
@@ -78,7 +85,7 @@ bool ExpertParallel::uses_alltoallv(int64_t T) const {
         case CombineMode::Auto:
             break;
     }
-    return T >= alltoallv_min_rows(comm_.size());
+    return alltoallv_pays(comm_.size(), T);
 }
 
 Result<void> ExpertParallel::combine(int il, float* y, int64_t T, int n_embd,

@@ -39,8 +39,9 @@ struct ExpertParallelStats {
 
 enum class CombineMode { Auto, Gather, Alltoallv };  // --ep-combine
 Result<CombineMode> parse_combine_mode(const std::string& s);
-// auto: the gather for steps of fewer rows than this, Alltoallv from it (expert_parallel.cpp).
-int64_t alltoallv_min_rows(int n_ranks);
+// auto: whether a step of `rows` rows is combined with Alltoallv over n_ranks (the measured
+// break-even, expert_parallel.cpp): from 8 rows; with 2 ranks below 512.
+bool alltoallv_pays(int n_ranks, int64_t rows);
 
 // The store of an expert-parallel process: the experts come from the store it wraps (resident,
 // or a --mem-budget cache), and it says which of them are this process's own (the MoE block
