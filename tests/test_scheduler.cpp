@@ -716,6 +716,7 @@ TEST(Scheduler, StepBudgetTakesDecodersFirstAndSplitsPromptsOldestFirst) {
     SchedulerOptions o;
     o.n_slots = 4;
     o.step_tokens = 8;
+    o.prefill_step_tokens = 0;  // every step within 8 (the larger prefill budget: below)
     o.session = session_opts();
     o.on_step = log.hook();
     auto sched = make(l, o);
@@ -843,6 +844,105 @@ TEST(Scheduler, DeterministicOutputDoesNotDependOnTheStepBudget) {
                     << "budget run " << b << " req " << i << " token " << t;
             }
         }
+}
+
+}  // namespace
+}  // namespace moe
+
+namespace moe {
+namespace {
+
+TEST(Scheduler, StepTimesCountEveryStepAndItsTokens) {
+    // Six requests through two slots with a budget of 6 tokens per step: prompts are split
+    // across steps beside decoding sequences, so there are steps with prompt tokens and
+    // decode-only steps. Each kind's counters add up to what the requests asked for.
+    const Loaded& l = load(demo_path());
+    ASSERT_TRUE(l.model && l.tok);
+    SchedulerOptions o;
+    o.n_slots = 2;
+    o.step_tokens = 6;
+    o.session = session_opts();
+    auto sched = make(l, o);
+    ASSERT_TRUE(sched);
+    int64_t prompt_tokens = 0, decode_rows = 0;
+    std::vector<std::shared_ptr<GenStream>> streams;
+    for (int i = 0; i < 6; ++i) {
+        GenRequest r = greedy(l.tok->encode(kTexts[i], true, false), 3 + i);
+        prompt_tokens += int64_t(r.prompt.size());
+        decode_rows += r.max_tokens - 1;  // the first token comes from the prompt's last row
+        streams.push_back(submit_ok(*sched, r));
+    }
+    for (auto& st : streams) ASSERT_TRUE(collect(*st).ended);
+    // The times of a step are published after its tokens are streamed.
+    const SchedulerMetrics m = wait_metrics(*sched, [](const SchedulerMetrics& x) {
+        return x.steps == x.decode_steps + x.mixed_steps;
+    });
+    EXPECT_EQ(m.steps, m.decode_steps + m.mixed_steps);
+    EXPECT_GT(m.mixed_steps, 0);
+    EXPECT_GT(m.decode_steps, 0);
+    EXPECT_EQ(m.preemptions, 0);
+    // Every prompt token not reused from a slot's cache is evaluated in a step with prompt tokens.
+    EXPECT_EQ(m.mixed_prompt_tokens, prompt_tokens - m.prompt_tokens_cached);
+    EXPECT_EQ(m.mixed_decode_tokens + m.decode_tokens, decode_rows);
+    EXPECT_GT(m.forward_mixed_s, 0);
+    EXPECT_GT(m.forward_decode_s, 0);
+    EXPECT_GT(m.schedule_s, 0);
+    EXPECT_GT(m.sample_s, 0);
+}
+
+}  // namespace
+}  // namespace moe
+
+namespace moe {
+namespace {
+
+TEST(Scheduler, StepsWithoutDecodersTakeThePrefillBudget) {
+    // Budget 4 per step, 32 when no sequence is decoding. A long prompt alone is evaluated in one
+    // step; a second long prompt that arrives while the first decodes goes in chunks beside it,
+    // each step within 4; the text equals a single-request run either way.
+    const Loaded& l = load(demo_path());
+    ASSERT_TRUE(l.model && l.tok);
+    StepLog log;
+    SchedulerOptions o;
+    o.n_slots = 2;
+    o.step_tokens = 4;
+    o.prefill_step_tokens = 32;
+    o.session = session_opts();
+    o.on_step = log.hook();
+    auto sched = make(l, o);
+    ASSERT_TRUE(sched);
+    const GenRequest first = greedy(l.tok->encode(kTexts[4], true, false), 100);
+    const GenRequest second = greedy(l.tok->encode(kTexts[7], true, false), 3);
+    ASSERT_GT(first.prompt.size(), 8u);
+    ASSERT_LE(first.prompt.size(), 32u);
+    ASSERT_GT(second.prompt.size(), 8u);
+    auto s1 = submit_ok(*sched, first);
+    Collected c1 = collect(*s1, 1);  // decoding from now on
+    auto s2 = submit_ok(*sched, second);
+    const Collected c2 = collect(*s2);
+    const Collected rest = collect(*s1);
+    c1.tokens.insert(c1.tokens.end(), rest.tokens.begin(), rest.tokens.end());
+    EXPECT_EQ(c1.tokens, alone(l, first));
+    EXPECT_EQ(c2.tokens, alone(l, second));
+
+    std::lock_guard lk(log.mu);
+    ASSERT_FALSE(log.steps.empty());
+    ASSERT_EQ(log.steps[0].size(), 1u);
+    EXPECT_EQ(log.steps[0][0].n_tokens, int(first.prompt.size()));  // the whole prompt at once
+    EXPECT_EQ(log.steps[0][0].prompt_left, 0);
+    int second_chunks = 0;
+    for (size_t s = 0; s < log.steps.size(); ++s) {
+        int total = 0;
+        bool decoding = false;
+        for (const StepChunk& ch : log.steps[s]) {
+            total += ch.n_tokens;
+            decoding = decoding || ch.decode;
+            if (ch.request == 1 && !ch.decode) ++second_chunks;
+        }
+        EXPECT_LE(total, decoding ? o.step_tokens : o.prefill_step_tokens) << "step " << s;
+    }
+    // Beside the decoder, 3 prompt tokens per step.
+    EXPECT_GE(second_chunks, int(second.prompt.size() + 2) / 3);
 }
 
 }  // namespace

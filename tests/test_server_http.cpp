@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "formats/model_source.h"
 #include "raw_socket.h"
@@ -555,6 +557,48 @@ TEST(ServerHttp, StalledClientsDoNotBlockOthers) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200);
     EXPECT_LT(s, 5.0);
+    for (int fd : fds) ::close(fd);
+}
+
+TEST(ServerHttp, ManyConnectionsWaitInTheBacklogBeforeAccept) {
+    // 64 clients connect to a bound server whose accept loop has not started (a busy accept
+    // thread): the kernel must complete every handshake into the listen backlog. With httplib's
+    // backlog of 5 only 6 completed; the others' SYNs were dropped and retried after 1 s.
+    ServerOptions o;
+    o.port = 0;
+    Server srv(o);
+    const int port = *srv.bind();
+    const int n = 64;
+    std::vector<int> fds;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < n; ++i) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        ASSERT_GE(fd, 0);
+        fds.push_back(fd);
+        ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);  // EINPROGRESS
+    }
+    int connected = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
+    std::vector<bool> done(size_t(n), false);
+    while (connected < n && std::chrono::steady_clock::now() < until) {
+        for (int i = 0; i < n; ++i) {
+            if (done[size_t(i)]) continue;
+            pollfd p{fds[size_t(i)], POLLOUT, 0};
+            if (::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT)) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                ::getsockopt(fds[size_t(i)], SOL_SOCKET, SO_ERROR, &err, &len);
+                EXPECT_EQ(err, 0) << "connection " << i;
+                done[size_t(i)] = true;
+                ++connected;
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_EQ(connected, n);
     for (int fd : fds) ::close(fd);
 }
 

@@ -131,14 +131,16 @@ int run_bench_serve(BenchServeArgs a) {
 
     auto r = run_serve_bench(a.bench);
     if (!r) return report(r.message());
+    // A level's first failure on stderr in both modes, so a --json run in a script shows why.
+    for (const auto& L : r->levels)
+        if (L.failures > 0)
+            fmt::print(stderr, "concurrency {}: {} of {} requests failed, first: {}\n",
+                       L.concurrency, L.failures, L.requests, L.first_error);
     if (a.json) {
         fmt::print("{}\n", serve_bench_json(*r, a.bench).dump(2));
     } else {
         fmt::print("{}", serve_bench_table(*r));
         for (const auto& L : r->levels) {
-            if (L.failures > 0)
-                fmt::print("concurrency {}: {} of {} requests failed, first: {}\n", L.concurrency,
-                           L.failures, L.requests, L.first_error);
             if (L.usage_missing > 0)
                 fmt::print(
                     "concurrency {}: {} requests had no usage (tokens counted from chunks)\n",

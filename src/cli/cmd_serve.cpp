@@ -33,6 +33,7 @@ struct ServeArgs {
     server::ServerOptions server;
     std::string reasoning_format = "deepseek";
     int n_slots = 4, ctx = 0, step_tokens = kDefaultStepTokens, max_queue = 64, threads = 0;
+    int prefill_step_tokens = kDefaultPrefillStepTokens;
     int64_t kv_tokens = 0;
     bool deterministic = false;
     MemBudgetArgs budget;  // applied to each model on its own
@@ -145,6 +146,7 @@ SchedulerOptions scheduler_options(const ModelSpec& spec, const ServeArgs& a) {
     SchedulerOptions so;
     so.n_slots = a.n_slots;
     so.step_tokens = a.step_tokens;
+    so.prefill_step_tokens = a.prefill_step_tokens;
     so.max_queue = a.max_queue;
     so.session.n_ctx = a.ctx;
     so.session.n_threads = a.threads;
@@ -324,6 +326,11 @@ void register_serve_command(CLI::App& app, int& exit_code) {
                     "tokens per scheduler step (>= --parallel): every decoding sequence's next "
                     "token, then prompt chunks oldest first")
         ->check(CLI::Range(1, 1 << 16))
+        ->capture_default_str();
+    cmd->add_option("--prefill-step-tokens", a->prefill_step_tokens,
+                    "tokens of a step in which no sequence is decoding (prompt chunks only; "
+                    "at least --step-tokens)")
+        ->check(CLI::Range(0, 1 << 16))
         ->capture_default_str();
     cmd->add_option("--kv-tokens", a->kv_tokens, "KV pool size in tokens (default: ctx x slots)")
         ->check(CLI::NonNegativeNumber);

@@ -6,7 +6,8 @@
 //  decoding sequences come first and all of them are in every step (step_tokens >= n_slots, so
 //  they always fit); prompt chunks fill what is left, oldest request first, a prompt split across
 //  as many steps as it needs. A decoding sequence thus waits at most one budget of prompt tokens
-//  per token instead of whole prompts, and a prompt is never passed by a younger one.
+//  per token instead of whole prompts, and a prompt is never passed by a younger one. A step
+//  with no decoding sequence stalls nobody: its budget is max(step_tokens, prefill_step_tokens).
 //  2. Decode: every running sequence that has sampled a token gets that token evaluated, oldest
 //     admission first. If the pool has no page for it, idle prefix caches are given back (least
 //     recently used first), then the most recently admitted sequence is preempted: its pages
@@ -242,7 +243,7 @@ class SchedulerImpl final : public Scheduler {
 SessionOptions scheduler_session_options(const SchedulerOptions& o) {
     SessionOptions s = o.session;
     s.n_seq = std::max(1, o.n_slots);
-    s.n_batch = std::max(1, o.step_tokens);
+    s.n_batch = std::max({1, o.step_tokens, o.prefill_step_tokens});
     return s;
 }
 
@@ -296,6 +297,7 @@ void SchedulerImpl::run() {
 }
 
 void SchedulerImpl::step() {
+    const Clock::time_point t_start = Clock::now();
     drop_cancelled();
     Batch b;
     std::vector<Output> outs;
@@ -305,6 +307,7 @@ void SchedulerImpl::step() {
     budget_ = opt_.step_tokens;
     schedule_decodes(b, outs);
     const int n_decode = int(b.size());
+    if (n_decode == 0) budget_ = std::max(opt_.step_tokens, opt_.prefill_step_tokens);
     schedule_prefills(b, outs);
     admit(b, outs);
     if (b.size() == 0) {
@@ -315,7 +318,9 @@ void SchedulerImpl::step() {
 
     RouterTrace trace;
     trace.with_logits = false;  // expert ids and weights are all the scheduler needs
+    const Clock::time_point t_built = Clock::now();
     auto logits = session_.eval(b, &trace);
+    const Clock::time_point t_evaluated = Clock::now();
     reserved_ = 0;  // taken now
     if (!logits) {
         for (auto& s : running_)
@@ -333,8 +338,20 @@ void SchedulerImpl::step() {
                               outs[i].row, b.size());
     }
     std::erase_if(running_, [](const auto& s) { return s->done; });
+    const Clock::time_point t_end = Clock::now();
     std::lock_guard lk(wakeup_->mu);
     publish_slots_locked();
+    SchedulerMetrics& m = metrics_;
+    m.schedule_s += seconds_between(t_start, t_built);
+    m.sample_s += seconds_between(t_evaluated, t_end);
+    if (b.size() == n_decode) {
+        m.forward_decode_s += seconds_between(t_built, t_evaluated);
+    } else {
+        m.forward_mixed_s += seconds_between(t_built, t_evaluated);
+        ++m.mixed_steps;
+        m.mixed_prompt_tokens += b.size() - n_decode;
+        m.mixed_decode_tokens += n_decode;
+    }
 }
 
 void SchedulerImpl::publish_slots_locked() {
@@ -641,6 +658,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const T
             "the step token budget ({}) must be at least the number of slots ({}): every "
             "decoding sequence takes one token of each step",
             opt.step_tokens, opt.n_slots);
+    if (opt.prefill_step_tokens < 0)
+        return make_error("the prefill step token budget must be >= 0, got {}",
+                          opt.prefill_step_tokens);
     if (opt.max_queue < 0)
         return make_error("the queue length must be >= 0, got {}", opt.max_queue);
     if (opt.session.kv_tokens < 0)

@@ -29,6 +29,10 @@ namespace moe {
 // "Serving"): a step's cost grows with its prompt tokens and every decoding sequence waits for
 // it, while chunks much smaller leave each expert too few tokens for the prompt GEMM.
 inline constexpr int kDefaultStepTokens = 64;
+// The budget of a step in which no sequence is decoding (serve --prefill-step-tokens): nobody
+// waits on such a step, so a prompt is evaluated in fewer, larger chunks (more tokens per expert
+// for the prompt GEMM, no short tail chunk through the single-token kernels).
+inline constexpr int kDefaultPrefillStepTokens = 512;
 
 // One sequence's share of a step, as the step ran (SchedulerOptions::on_step).
 struct StepChunk {
@@ -43,6 +47,8 @@ struct SchedulerOptions {
     // Tokens per step (>= n_slots): every decoding sequence's next token first, then prompt
     // chunks oldest first in what is left (a prompt may be split across steps).
     int step_tokens = kDefaultStepTokens;
+    // Tokens of a step with no decoding sequence (prompt chunks only): max(step_tokens, this).
+    int prefill_step_tokens = kDefaultPrefillStepTokens;
     int max_queue = 256;     // waiting requests beyond which submit() refuses (HTTP 503)
     SessionOptions session;  // n_ctx (per sequence), kv_tokens (pool), threads, deterministic
     // Called on the scheduler thread after each evaluated step with its sequences in batch order
@@ -132,6 +138,12 @@ struct SchedulerMetrics {
     double weight_bytes_per_token_last = 0;  // last decode step: (expert + dense) / tokens
     double weight_bytes_read_total = 0;      // decode steps: expert + dense bytes
     int processes = 1;  // that run each step (serve --expert-parallel: the MPI ranks)
+    // Where the scheduler thread's time goes (seconds, summed over steps): building the batch,
+    // the forward pass of decode-only steps and of steps with prompt tokens, sampling + streaming.
+    double schedule_s = 0, forward_decode_s = 0, forward_mixed_s = 0, sample_s = 0;
+    int64_t mixed_steps = 0;          // steps with prompt tokens (forward_mixed_s)
+    int64_t mixed_prompt_tokens = 0;  // prompt tokens those steps evaluated
+    int64_t mixed_decode_tokens = 0;  // decode rows those steps carried
 };
 
 // The options of the Session a scheduler makes (a step mirror's followers make the same one).

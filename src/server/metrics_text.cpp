@@ -105,6 +105,23 @@ std::string metrics_text(const std::vector<std::pair<std::string, SchedulerMetri
         {"decode_weight_bytes_per_token_mean", "gauge",
          "Weight bytes (experts + dense) read per generated token, over all decode steps.",
          [](const M& m) { return per(m.weight_bytes_read_total, double(m.decode_tokens)); }},
+        {"step_schedule_seconds_total", "counter", "Scheduler time spent building batches.",
+         [](const M& m) { return m.schedule_s; }},
+        {"step_forward_decode_seconds_total", "counter",
+         "Forward-pass time of steps with decode tokens only.",
+         [](const M& m) { return m.forward_decode_s; }},
+        {"step_forward_mixed_seconds_total", "counter",
+         "Forward-pass time of steps with prompt tokens.",
+         [](const M& m) { return m.forward_mixed_s; }},
+        {"step_sample_seconds_total", "counter",
+         "Scheduler time spent sampling and streaming tokens after the forward pass.",
+         [](const M& m) { return m.sample_s; }},
+        {"mixed_steps_total", "counter", "Steps with prompt tokens.",
+         [](const M& m) { return double(m.mixed_steps); }},
+        {"mixed_step_prompt_tokens_total", "counter", "Prompt tokens evaluated by those steps.",
+         [](const M& m) { return double(m.mixed_prompt_tokens); }},
+        {"mixed_step_decode_tokens_total", "counter", "Decode tokens carried by those steps.",
+         [](const M& m) { return double(m.mixed_decode_tokens); }},
     };
     std::string out;
     for (const auto& f : families) {

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +27,7 @@ struct Server::Impl {
     std::atomic<bool> ready{false}, stopping{false};
     std::atomic<bool> run_called{false}, run_returned{false};
     std::atomic<int64_t> n_requests{0}, n_errors{0}, n_queue_full{0};
+    int listen_fd = -1;  // the socket bind() made (recorded by the socket-options hook)
 
     CompletionEnv env() {
         CompletionEnv e;
@@ -226,6 +228,10 @@ Server::Server(ServerOptions opt) : impl_(std::make_unique<Impl>()) {
     h.set_keep_alive_timeout(5);
     h.set_keep_alive_max_count(100);
     h.set_payload_max_length(impl_->opt.max_body);
+    h.set_socket_options([impl = impl_.get()](socket_t sock) {
+        httplib::default_socket_options(sock);
+        impl->listen_fd = int(sock);  // the last one is the socket that was bound
+    });
     impl_->routes();
 }
 
@@ -233,17 +239,25 @@ Server::~Server() {
     stop();
 }
 
+// httplib listens with a backlog of 5 (compiled into Debian's libcpp-httplib). When 16-64
+// clients connected at once while the accept thread waited for a CPU (a loaded 2-core host), the
+// kernel dropped the handshakes beyond it and bench-serve saw "no response: Read" failures.
+// listen() again on the bound socket raises it (Linux caps it at net.core.somaxconn).
+constexpr int kListenBacklog = 1024;
+
 Result<int> Server::bind() {
     auto& o = impl_->opt;
     if (o.port == 0) {
         const int port = impl_->http.bind_to_any_port(o.host);
         if (port < 0) return make_error("cannot listen on {} (any port)", o.host);
         o.port = port;
-        return port;
-    }
-    if (!impl_->http.bind_to_port(o.host, o.port))
+    } else if (!impl_->http.bind_to_port(o.host, o.port)) {
         return make_error("cannot listen on {}:{} (in use, or not a local address?)", o.host,
                           o.port);
+    }
+    if (impl_->listen_fd < 0 || ::listen(impl_->listen_fd, kListenBacklog) != 0)
+        return make_error("cannot listen on {}:{} with a backlog of {}", o.host, o.port,
+                          kListenBacklog);
     return o.port;
 }
 
