@@ -154,7 +154,8 @@ int run_eval(const EvalArgs& a) {
     if (!model) return report(model.message());
     if (auto b = apply_mem_budget(**model, a.budget, a.n_ctx + 1, 1, a.kv); !b)
         return report(b.message());
-    if (auto ep = apply_expert_parallel(**model, a.ep); !ep) return report(ep.message());
+    auto ep = apply_expert_parallel(**model, a.ep);
+    if (!ep) return report(ep.message());
     const Model& m = **model;
     std::vector<int> ks;
     if (!a.top_k.empty()) {
@@ -210,6 +211,11 @@ int run_eval(const EvalArgs& a) {
     if (!res) return report(res.message());
     const PerplexityResult& r = *res;
     const double secs = now_seconds() - t0;
+    if (*ep) {  // the per-rank table (gathered on rank 0), as bench prints it
+        auto table = expert_parallel_table(**ep, secs);
+        if (!table) return report(table.message());
+        std::fwrite(table->data(), 1, table->size(), stderr);
+    }
 
     if (a.json) {
         nlohmann::json j;

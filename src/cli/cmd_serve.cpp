@@ -2,6 +2,9 @@
 // OpenAI-compatible HTTP server (src/server). It listens first and loads the models in the
 // background (/health answers 503 until they are ready); each model gets its own scheduler.
 // Without -m it serves the bundled demo MoE. SIGINT/SIGTERM stop it cleanly.
+// `mpirun -np N moeinfer serve -m MODEL --expert-parallel`: rank 0 serves HTTP and runs the
+// scheduler, whose session sends each step to ranks 1..N-1 (runtime/step_mirror.h); they load
+// the same model and replay the steps until rank 0 stops (a signal to rank 0 or to mpirun).
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -14,6 +17,7 @@
 #include "analysis/routing_stats.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/expert_parallel_options.h"
 #include "core/mapped_file.h"
 #include "core/progress_bar.h"
 #include "formats/model_source.h"
@@ -33,6 +37,7 @@ struct ServeArgs {
     int64_t kv_tokens = 0;
     bool deterministic = false;
     MemBudgetArgs budget;  // applied to each model on its own
+    ExpertParallelArgs ep;
 };
 
 // "-m [NAME=]PATH[,mmap|,no-mmap][,isa=scalar|avx2|avx512]": the options that are per model.
@@ -121,21 +126,23 @@ struct LoadedModel {
     std::unique_ptr<Scheduler> scheduler;
 };
 
-Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
-                                                         const ServeArgs& a) {
+// The model with its --mem-budget store and, with --expert-parallel, this rank's experts (every
+// rank of the job calls this in the same order: it has collective steps).
+Result<std::unique_ptr<Model>> load_for_serving(const ModelSpec& spec, const ServeArgs& a) {
     // Per model: -m PATH,mmap / ,no-mmap, else the command line's --mmap / --no-mmap.
     MOE_TRY(auto src,
             open_model_source(spec.path, spec.memory_given ? spec.memory : weight_memory()));
     auto model = load_model(std::move(src));
     if (!model) return model.error();
-    auto owner = std::make_shared<LoadedModel>();
-    owner->model = std::move(*model);
     // The KV estimate of the budget: every slot at the context (0: the budget's default).
-    if (auto b = apply_mem_budget(*owner->model, a.budget, a.ctx, a.n_slots, a.kv); !b)
+    if (auto b = apply_mem_budget(**model, a.budget, a.ctx, a.n_slots, a.kv); !b)
         return make_error("{}: {}", spec.path, b.message());
-    auto tok = Tokenizer::from_source(*owner->model->source);
-    if (!tok) return make_error("{}: {}", spec.path, tok.message());
-    owner->tok = std::move(*tok);
+    if (auto ep = apply_expert_parallel(**model, a.ep); !ep)
+        return make_error("{}: {}", spec.path, ep.message());
+    return std::move(*model);
+}
+
+SchedulerOptions scheduler_options(const ModelSpec& spec, const ServeArgs& a) {
     SchedulerOptions so;
     so.n_slots = a.n_slots;
     so.step_tokens = a.step_tokens;
@@ -147,6 +154,20 @@ Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
     so.session.kv_tokens = a.kv_tokens;
     so.session.deterministic = a.deterministic;
     so.session.isa = spec.isa;
+    return so;
+}
+
+Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec, const ServeArgs& a,
+                                                         std::shared_ptr<LoadedModel>& loaded,
+                                                         StepChannel* mirror) {
+    MOE_TRY(auto model, load_for_serving(spec, a));
+    auto owner = std::make_shared<LoadedModel>();
+    owner->model = std::move(model);
+    auto tok = Tokenizer::from_source(*owner->model->source);
+    if (!tok) return make_error("{}: {}", spec.path, tok.message());
+    owner->tok = std::move(*tok);
+    SchedulerOptions so = scheduler_options(spec, a);
+    so.session.mirror = mirror;
     auto sched = Scheduler::create(*owner->model, *owner->tok, so);
     if (!sched) return make_error("{}: {}", spec.path, sched.message());
     owner->scheduler = std::move(*sched);
@@ -163,7 +184,33 @@ Result<std::shared_ptr<server::ServedModel>> load_served(const ModelSpec& spec,
                      .count();
     m->shape = model_shape(*owner->model);
     m->owner = owner;
+    loaded = owner;
     return m;
+}
+
+// Ranks 1..N-1 of `serve --expert-parallel`: the same model and session as rank 0's scheduler,
+// replaying its steps. A signal (mpirun forwards SIGINT/SIGTERM to every rank) leaves rank 0 to
+// send the shutdown; if none comes within 10 s, this rank ends the job.
+int run_follower(const ServeArgs& a, const ModelSpec& spec, sigset_t sigs) {
+    std::atomic<bool> done{false};
+    std::thread([sigs, &done]() mutable {
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        for (int i = 0; i < 1000 && !done.load(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (!done.load()) {
+            report(fmt::format("signal {}: no shutdown from rank 0 within 10 s", sig));
+            std::_Exit(1);
+        }
+    }).detach();
+    auto model = load_for_serving(spec, a);
+    if (!model) return report(model.message());
+    auto session = Session::create(**model, scheduler_session_options(scheduler_options(spec, a)));
+    if (!session) return report(fmt::format("{}: {}", spec.path, session.message()));
+    auto channel = make_step_channel();
+    if (auto r = follow_steps(*channel, **session); !r) return report(r.message());
+    done.store(true);
+    return 0;
 }
 
 int run_serve(ServeArgs a) {
@@ -185,33 +232,51 @@ int run_serve(ServeArgs a) {
     }
     if (a.reasoning_format == "none") a.server.reasoning = server::ReasoningFormat::None;
     a.server.http_threads = std::max(a.server.http_threads, 4 * a.n_slots + 8);
+    if (a.ep.on && specs.size() > 1)
+        return report(fmt::format("serve --expert-parallel serves one model ({} given with -m)",
+                                  specs.size()));
 
-    // SIGINT/SIGTERM are taken by one thread (sigwait), so no handler runs on a worker.
+    // SIGINT/SIGTERM are taken by one thread (sigwait), so no handler runs on a worker (nor on
+    // MPI's threads, started after this).
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    // The loader thread and then the scheduler thread make the MPI calls, never two at once.
+    if (auto j = join_expert_parallel(a.ep, /*several_threads=*/true); !j)
+        return report(j.message());
+    if (!is_output_rank()) return run_follower(a, specs[0], sigs);
+    const std::unique_ptr<StepChannel> mirror = make_step_channel();
 
     server::Server srv(a.server);
     auto port = srv.bind();
     if (!port) return report(port.message());
     std::thread http([&] { srv.run(); });
-    fmt::print(stderr, "moeinfer serve: listening on http://{}:{}\n", a.server.host, *port);
+    fmt::print(stderr, "moeinfer serve: listening on http://{}:{}{}\n", a.server.host, *port,
+               mirror ? fmt::format(" (expert parallel: rank 0 of {}; ranks 1..{} follow its "
+                                    "steps)",
+                                    mirror->processes(), mirror->processes() - 1)
+                      : std::string());
 
     std::atomic<bool> load_failed{false};
     std::string load_error;
+    std::vector<std::shared_ptr<LoadedModel>> loaded;
     std::thread loader([&] {
         for (const auto& spec : specs) {
-            auto m = load_served(spec, a);
+            std::shared_ptr<LoadedModel> l;
+            auto m = load_served(spec, a, l, mirror.get());
             if (!m) {
                 load_error = m.message();
                 load_failed.store(true);
                 kill(getpid(), SIGTERM);  // wakes the signal thread
                 return;
             }
-            fmt::print(stderr, "moeinfer serve: model '{}' ready ({}, context {} tokens)\n",
-                       spec.name, spec.path, (*m)->n_ctx);
+            fmt::print(stderr, "moeinfer serve: model '{}' ready ({}, context {} tokens{})\n",
+                       spec.name, spec.path, (*m)->n_ctx,
+                       mirror ? fmt::format(", experts split over {} ranks", mirror->processes())
+                              : std::string());
+            loaded.push_back(std::move(l));
             srv.add_model(std::move(*m));
         }
         srv.set_ready();
@@ -224,6 +289,12 @@ int run_serve(ServeArgs a) {
     loader.join();
     http.join();
     if (load_failed.load()) return report(load_error);
+    if (mirror) {
+        // The scheduler thread ends (and with it the session's steps) before the followers are
+        // told to stop from this thread: one MPI call at a time.
+        for (auto& l : loaded) l->scheduler.reset();
+        if (auto r = send_shutdown(*mirror); !r) return report(r.message());
+    }
     fmt::print(stderr, "moeinfer serve: stopped\n");
     return 0;
 }
@@ -284,6 +355,7 @@ void register_serve_command(CLI::App& app, int& exit_code) {
         ->check(CLI::IsMember({"deepseek", "none"}))
         ->capture_default_str();
     cmd->add_option("-t,--threads", a->threads, "compute threads (default: all cores)");
+    add_expert_parallel_options(cmd, a->ep);
     cmd->callback([a, &exit_code] { exit_code = run_serve(*a); });
 }
 

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/mapped_file.h"
 #include "core/sysinfo.h"
@@ -36,6 +37,29 @@ std::string options_for_digest() {
     return s;
 }
 
+// Rank 0's step messages: their length (the broadcast the followers idle in), then the bytes.
+class CommStepChannel final : public StepChannel {
+  public:
+    explicit CommStepChannel(Comm& c) : comm_(c) {}
+    int processes() const override { return comm_.size(); }
+    Result<void> exchange(std::vector<uint8_t>& msg) override {
+        uint64_t n = msg.size();
+        MOE_TRY_VOID(comm_.bcast_idle(&n, sizeof(n), 0));
+        if (n > kMaxStepBytes) return make_error("step message of {} bytes", n);
+        if (comm_.rank() != 0) msg.resize(size_t(n));
+        return comm_.bcast(msg.data(), msg.size(), 0);
+    }
+    [[noreturn]] void abort(const std::string& why) override {
+        report_and_abort_if_parallel(why);
+        std::_Exit(1);
+    }
+
+  private:
+    // A step of 65536 tokens (serve --step-tokens' limit) takes 1 MiB.
+    static constexpr uint64_t kMaxStepBytes = uint64_t(64) << 20;
+    Comm& comm_;
+};
+
 }  // namespace
 
 void add_expert_parallel_options(CLI::App* cmd, ExpertParallelArgs& a) {
@@ -52,6 +76,11 @@ void add_expert_parallel_options(CLI::App* cmd, ExpertParallelArgs& a) {
                     "which rank owns which experts: contiguous (default) or balanced (needs "
                     "--ep-routing-stats)")
         ->check(CLI::IsMember({"contiguous", "balanced"}));
+    cmd->add_option("--ep-combine", a.combine,
+                    "how the ranks' partial outputs are summed: gather (all rows to all ranks), "
+                    "alltoallv (each rank reduces a block of rows from the rows each rank "
+                    "computed for, then the blocks are gathered), auto (by rows per step)")
+        ->check(CLI::IsMember({"auto", "gather", "alltoallv"}));
     cmd->add_option("--ep-routing-stats", a.routing_stats,
                     "a --routing-stats JSON whose per-layer expert counts balance the placement");
 }
@@ -60,13 +89,14 @@ void set_command_line(const std::vector<std::string>& args) {
     g_args = args;
 }
 
-Result<void> join_expert_parallel(const ExpertParallelArgs& a) {
+Result<void> join_expert_parallel(const ExpertParallelArgs& a, bool several_threads) {
     if (!a.on) {
-        if (a.placement != "contiguous" || !a.routing_stats.empty())
-            return make_error("--ep-placement and --ep-routing-stats need --expert-parallel");
+        if (a.placement != "contiguous" || !a.routing_stats.empty() || a.combine != "auto")
+            return make_error(
+                "--ep-placement, --ep-routing-stats and --ep-combine need --expert-parallel");
         return {};
     }
-    MOE_TRY(g_comm, make_mpi_comm());
+    MOE_TRY(g_comm, make_mpi_comm(several_threads));
     // The options first (cheap, before any rank spends minutes loading); the file and the
     // placement after loading (apply_expert_parallel).
     MOE_TRY_VOID(check_ranks_agree(*g_comm, options_for_digest(), kStartupTimeoutS));
@@ -90,6 +120,7 @@ Result<std::shared_ptr<ExpertParallel>> apply_expert_parallel(Model& m,
     ExpertParallelOptions o;
     MOE_TRY(o.placement, parse_placement(a.placement));
     o.routing_stats = a.routing_stats;
+    MOE_TRY(o.combine, parse_combine_mode(a.combine));
     MOE_TRY(auto ep, attach_expert_parallel(m, *g_comm, o));
     MOE_TRY_VOID(check_ranks_agree(
         *g_comm, startup_digest(m, ep->placement(), options_for_digest()), kLoadedTimeoutS));
@@ -122,10 +153,12 @@ Result<std::string> expert_parallel_table(const ExpertParallel& ep, double wall_
     int n_moe = 0;
     for (const auto& o : p.owner) n_moe += !o.empty();
     std::string out = fmt::format(
-        "expert parallel: {} ranks, {} MoE layers x {} experts\n"
+        "expert parallel: {} ranks, {} MoE layers x {} experts; combines: {} gather, {} "
+        "alltoallv\n"
         "| rank | experts owned (all layers) | expert rows computed | share | max in one layer | "
         "comm s | comm share of {:.2f} s | peak RSS |\n|---|---|---|---|---|---|---|---|\n",
-        p.n_ranks, n_moe, p.n_expert, wall_s);
+        p.n_ranks, n_moe, p.n_expert, st.combines - st.combines_alltoallv, st.combines_alltoallv,
+        wall_s);
     for (size_t r = 0; r < v.size(); ++r)
         out += fmt::format("| {} | {} | {} | {:.1f}% | {} | {:.3f} | {:.1f}% | {:.1f} MiB |\n", r,
                            int64_t(v[r][0]), int64_t(v[r][1]),
@@ -143,6 +176,11 @@ nlohmann::json expert_parallel_json(const ExpertParallel& ep) {
     for (size_t il = 0; il < p.owner.size(); ++il)
         if (!p.owner[il].empty()) layers.push_back({{"layer", il}, {"rank", p.owner[il]}});
     return j;
+}
+
+std::unique_ptr<StepChannel> make_step_channel() {
+    if (!g_comm) return nullptr;
+    return std::make_unique<CommStepChannel>(*g_comm);
 }
 
 bool is_output_rank() {

@@ -13,6 +13,7 @@
 #include "core/result.h"
 #include "models/model.h"
 #include "parallel/expert_parallel.h"
+#include "runtime/step_mirror.h"
 
 namespace moe::cli {
 
@@ -20,6 +21,7 @@ struct ExpertParallelArgs {
     bool on = false;
     std::string placement = "contiguous";
     std::string routing_stats;  // balanced: expected loads
+    std::string combine = "auto";
 };
 void add_expert_parallel_options(CLI::App* cmd, ExpertParallelArgs& a);
 
@@ -27,7 +29,8 @@ void add_expert_parallel_options(CLI::App* cmd, ExpertParallelArgs& a);
 void set_command_line(const std::vector<std::string>& args);
 
 // With --expert-parallel: initialises MPI, quiets ranks > 0. Call first in a command.
-Result<void> join_expert_parallel(const ExpertParallelArgs& a);
+// several_threads: the command makes MPI calls from more than one thread, one at a time (serve).
+Result<void> join_expert_parallel(const ExpertParallelArgs& a, bool several_threads = false);
 // With --expert-parallel, after the model is loaded: places the experts, keeps this rank's
 // resident, checks that every rank has the same file header and options (barrier with a
 // timeout). Returns the shard (null without the flag).
@@ -42,6 +45,10 @@ Result<std::string> expert_parallel_table(const ExpertParallel& ep, double wall_
 // The placement as JSON: {"ranks": N, "placement": ..., "layers": [{"layer": il, "rank": [..]}]}
 // (each expert's rank), for routing-stats files and reports.
 nlohmann::json expert_parallel_json(const ExpertParallel& ep);
+
+// serve: the joined job as a step channel (runtime/step_mirror.h), rank 0 leading; null
+// without --expert-parallel.
+std::unique_ptr<StepChannel> make_step_channel();
 
 // Whether this process writes output: no expert parallelism, or rank 0.
 bool is_output_rank();

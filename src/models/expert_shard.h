@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "core/result.h"
 
@@ -23,9 +24,13 @@ class ExpertShard {
     virtual bool computes_shared() const = 0;
     // ids and weights [n] of layer il (T x top-k) become those of the routing process.
     virtual Result<void> share_routing(int il, int32_t* ids, float* weights, size_t n) = 0;
-    // y[n] (T x n_embd partial outputs of layer il) becomes the sum over processes. `computed`:
-    // the rows x top-k this process computed (for its statistics).
-    virtual Result<void> combine(int il, float* y, size_t n, int64_t computed) = 0;
+    // y[T, n_embd] (this process's partial outputs of layer il) becomes the sum over processes.
+    // ids [T, top-k]: the shared routing (which process computed something for which row);
+    // with_shared: the layer has shared experts (they count for the computes_shared() process).
+    // `computed`: the rows x top-k this process computed (for its statistics).
+    virtual Result<void> combine(int il, float* y, int64_t T, int n_embd,
+                                 std::span<const int32_t> ids, bool with_shared,
+                                 int64_t computed) = 0;
 };
 
 }  // namespace moe

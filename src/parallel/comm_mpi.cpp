@@ -53,6 +53,36 @@ class MpiComm final : public Comm {
         return {};
     }
 
+    Result<void> bcast_idle(void* data, size_t bytes, int root) override {
+        if (size_ == 1 || bytes == 0) return {};
+        MPI_Request req;
+        MOE_MPI_CALL("ibcast", MPI_Ibcast(data, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD, &req));
+        // Steps follow each other closely while a server generates: spin for 2 ms, then sleep
+        // 200 us between polls (an idle server's followers then cost a few % of a core).
+        const auto spin_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+        for (;;) {
+            int done = 0;
+            MOE_MPI_CALL("test", MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+            if (done) return {};
+            if (std::chrono::steady_clock::now() > spin_until)
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+    }
+
+    Result<void> alltoallv(const float* send, const int* send_counts, const int* send_offs,
+                           float* recv, const int* recv_counts, const int* recv_offs) override {
+        MOE_MPI_CALL("alltoallv", MPI_Alltoallv(send, send_counts, send_offs, MPI_FLOAT, recv,
+                                                recv_counts, recv_offs, MPI_FLOAT, MPI_COMM_WORLD));
+        return {};
+    }
+
+    Result<void> allgatherv(float* buf, const int* counts, const int* offs) override {
+        if (size_ == 1) return {};
+        MOE_MPI_CALL("allgatherv", MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts,
+                                                  offs, MPI_FLOAT, MPI_COMM_WORLD));
+        return {};
+    }
+
     Result<std::vector<std::string>> allgather(const std::string& mine) override {
         int len = int(mine.size());
         std::vector<int> lens(static_cast<size_t>(size_)), offs(static_cast<size_t>(size_));
@@ -110,15 +140,38 @@ bool mpi_available() {
     return true;
 }
 
-Result<std::unique_ptr<Comm>> make_mpi_comm() {
+const char* thread_level_name(int level) {
+    switch (level) {
+        case MPI_THREAD_SINGLE:
+            return "MPI_THREAD_SINGLE";
+        case MPI_THREAD_FUNNELED:
+            return "MPI_THREAD_FUNNELED";
+        case MPI_THREAD_SERIALIZED:
+            return "MPI_THREAD_SERIALIZED";
+        default:
+            return "MPI_THREAD_MULTIPLE";
+    }
+}
+
+Result<std::unique_ptr<Comm>> make_mpi_comm(bool several_threads) {
     int inited = 0;
     MPI_Initialized(&inited);
     if (!inited) {
-        if (MPI_Init(nullptr, nullptr) != MPI_SUCCESS)
-            return make_error("--expert-parallel: MPI_Init failed");
+        // SERIALIZED whatever the command: asking costs nothing, and what was provided is
+        // checked below for the commands that need it.
+        int provided = MPI_THREAD_SINGLE;
+        if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
+            return make_error("--expert-parallel: MPI_Init_thread failed");
         std::atexit(finalize_at_exit);
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     }
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&provided);
+    if (several_threads && provided < MPI_THREAD_SERIALIZED)
+        return make_error(
+            "--expert-parallel: this MPI library provides {} only; serve needs "
+            "MPI_THREAD_SERIALIZED (MPI calls from its loading and scheduler threads)",
+            thread_level_name(provided));
     return std::unique_ptr<Comm>(new MpiComm());
 }
 

@@ -163,6 +163,7 @@ class SchedulerImpl final : public Scheduler {
         metrics_.kv_pages_total = session_.kv_pages_total();
         metrics_.kv_page_tokens = session_.kv_page_tokens();
         metrics_.dense_bytes_per_step = traffic_.dense_bytes;
+        metrics_.processes = opt_.session.mirror ? opt_.session.mirror->processes() : 1;
         thread_ = std::thread([this] { run(); });
     }
 
@@ -185,13 +186,6 @@ class SchedulerImpl final : public Scheduler {
         return m;
     }
     const SchedulerOptions& options() const override { return opt_; }
-
-    static SessionOptions session_options(const SchedulerOptions& o) {
-        SessionOptions s = o.session;
-        s.n_seq = std::max(1, o.n_slots);
-        s.n_batch = std::max({1, o.step_tokens, o.prefill_step_tokens});
-        return s;
-    }
 
   private:
     void run();
@@ -243,6 +237,17 @@ class SchedulerImpl final : public Scheduler {
     bool stopping_ = false;
     std::thread thread_;
 };
+
+}  // namespace
+
+SessionOptions scheduler_session_options(const SchedulerOptions& o) {
+    SessionOptions s = o.session;
+    s.n_seq = std::max(1, o.n_slots);
+    s.n_batch = std::max({1, o.step_tokens, o.prefill_step_tokens});
+    return s;
+}
+
+namespace {
 
 std::variant<std::shared_ptr<GenStream>, Scheduler::Refusal> SchedulerImpl::submit(GenRequest r) {
     auto invalid = [](std::string msg) { return Refusal{SubmitError::Invalid, std::move(msg)}; };
@@ -660,7 +665,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const T
         return make_error("the queue length must be >= 0, got {}", opt.max_queue);
     if (opt.session.kv_tokens < 0)
         return make_error("the KV pool size must be >= 0 tokens, got {}", opt.session.kv_tokens);
-    MOE_TRY(auto session, Session::create(model, SchedulerImpl::session_options(opt)));
+    MOE_TRY(auto session, Session::create(model, scheduler_session_options(opt)));
     return std::unique_ptr<Scheduler>(
         std::make_unique<SchedulerImpl>(model, tok, opt, std::move(session)));
 }

@@ -137,6 +137,7 @@ struct SchedulerMetrics {
     double dense_bytes_per_step = 0;         // non-expert weights, read once per step
     double weight_bytes_per_token_last = 0;  // last decode step: (expert + dense) / tokens
     double weight_bytes_read_total = 0;      // decode steps: expert + dense bytes
+    int processes = 1;  // that run each step (serve --expert-parallel: the MPI ranks)
     // Where the scheduler thread's time goes (seconds, summed over steps): building the batch,
     // the forward pass of decode-only steps and of steps with prompt tokens, sampling + streaming.
     double schedule_s = 0, forward_decode_s = 0, forward_mixed_s = 0, sample_s = 0;
@@ -144,6 +145,9 @@ struct SchedulerMetrics {
     int64_t mixed_prompt_tokens = 0;  // prompt tokens those steps evaluated
     int64_t mixed_decode_tokens = 0;  // decode rows those steps carried
 };
+
+// The options of the Session a scheduler makes (a step mirror's followers make the same one).
+SessionOptions scheduler_session_options(const SchedulerOptions& opt);
 
 class Scheduler {
   public:

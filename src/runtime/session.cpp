@@ -26,7 +26,8 @@ Session::Session(const Model& m, const SessionOptions& opt)
       kv_(m.config, default_ctx(m, opt.n_ctx), std::max(1, opt.n_seq), opt.kv_tokens, opt.kv_types),
       pool_(default_threads(opt.n_threads)),
       n_batch_(std::max(1, opt.n_batch)),
-      n_past_(size_t(std::max(1, opt.n_seq)), 0) {
+      n_past_(size_t(std::max(1, opt.n_seq)), 0),
+      mirror_(opt.mirror) {
     pool_.set_kernel_options(KernelOptions{opt.isa, opt.deterministic});
 }
 
@@ -69,12 +70,24 @@ bool Session::kv_can_grow(int seq, int64_t n_pos) const {
 }
 
 void Session::truncate(int seq, int n_keep) {
+    if (mirror_)
+        if (auto r = send_truncate(*mirror_, seq, n_keep); !r)
+            mirror_->abort("sending a step to the other ranks: " + r.message());
     int& np = n_past_[size_t(seq)];
     np = std::min(np, std::max(0, n_keep));
     kv_.shrink(seq, np);
 }
 
 Result<std::vector<float>> Session::eval(const Batch& b, RouterTrace* trace) {
+    if (!mirror_) return eval_here(b, trace);
+    if (auto r = send_eval(*mirror_, b); !r)
+        mirror_->abort("sending a step to the other ranks: " + r.message());
+    auto logits = eval_here(b, trace);
+    if (!logits) mirror_->abort(logits.message());
+    return logits;
+}
+
+Result<std::vector<float>> Session::eval_here(const Batch& b, RouterTrace* trace) {
     // Take the pages the batch's positions need before writing them: all or none.
     std::vector<int64_t> reach(size_t(kv_.n_seq()), 0);
     for (int64_t t = 0; t < b.size(); ++t) {

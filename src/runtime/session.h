@@ -10,6 +10,7 @@
 #include "models/batch.h"
 #include "models/kv_cache.h"
 #include "models/model.h"
+#include "runtime/step_mirror.h"
 
 namespace moe {
 
@@ -31,6 +32,10 @@ struct SessionOptions {
     // Highest instruction set for this session's kernels (a kern::Isa value, clamped to the
     // machine); -1: the process default (the best supported, or MOE_ISA as read at the CLI edge).
     int isa = -1;
+    // serve --expert-parallel on the leading process: every eval() and truncate() is first sent
+    // to the followers (runtime/step_mirror.h), and a failed eval() ends the job (the followers
+    // would be left in its collectives). Not owned; outlives the session.
+    StepChannel* mirror = nullptr;
 };
 
 class Session {
@@ -46,6 +51,7 @@ class Session {
     const Model& model() const { return m_; }
     int n_ctx() const { return kv_.n_ctx(); }
     int n_past(int seq = 0) const { return n_past_[size_t(seq)]; }
+    int n_seqs() const { return int(n_past_.size()); }
     void reset(int seq = 0) { truncate(seq, 0); }
 
     // KV pool (paged): positions are held in pages of kv_page_tokens(); a sequence takes pages as
@@ -74,11 +80,14 @@ class Session {
                                            int seq = 0, RouterTrace* trace = nullptr);
 
   private:
+    Result<std::vector<float>> eval_here(const Batch& b, RouterTrace* trace);
+
     const Model& m_;
     KvCache kv_;
     ThreadPool pool_;
     int n_batch_;
     std::vector<int> n_past_;
+    StepChannel* mirror_;
 };
 
 }  // namespace moe

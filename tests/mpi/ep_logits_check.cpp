@@ -7,6 +7,7 @@
 //     rank 0's, exactly);
 //   - f32 files: the split logits are within the f32 bound of the fixture's float64 reference
 //     (max_rel 1e-4; OLMoE 1e-3, tests/test_models.cpp says why), an independent reference.
+// Both combine paths (gather, alltoallv: --ep-combine) are run and checked.
 // Placement: contiguous, or with --balanced a balanced one from made-up loads (which gives
 // every rank non-contiguous experts). Prints "N passed, N failed" on rank 0; exit 1 on failure.
 #include <unistd.h>
@@ -116,32 +117,46 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "error: rank %d: %s\n", rank, ep.message().c_str());
             comm.abort(1);
         }
-        auto split = eval(**m, toks);
-        if (!split) {
-            std::fprintf(stderr, "error: rank %d: %s\n", rank, split.message().c_str());
-            comm.abort(1);
+        std::vector<float> gathered;  // the gather path's logits: the other path gives the same
+        for (const CombineMode mode : {CombineMode::Gather, CombineMode::Alltoallv}) {
+            (*ep)->set_combine(mode);
+            const char* path = mode == CombineMode::Gather ? "gather" : "alltoallv";
+            auto split = eval(**m, toks);
+            if (!split) {
+                std::fprintf(stderr, "error: rank %d: %s\n", rank, split.message().c_str());
+                comm.abort(1);
+            }
+            // Every rank's logits against rank 0's, bit for bit.
+            std::vector<float> r0 = *split;
+            if (auto b = comm.bcast(r0.data(), r0.size() * 4, 0); !b) comm.abort(1);
+            int same = std::memcmp(r0.data(), split->data(), r0.size() * 4) == 0;
+            auto all_same = comm.allgather(std::to_string(same));
+            // The path taken: every combine of the run (one per MoE layer) went that way.
+            const ExpertParallelStats& st = (*ep)->ep_stats();
+            const bool took = mode == CombineMode::Gather ? st.combines_alltoallv == 0
+                                                          : st.combines_alltoallv == st.combines;
+            (*ep)->reset_ep_stats();
+            if (rank != 0) continue;
+            bool ok = took;
+            std::string why = took ? "" : " combine path not taken;";
+            for (const auto& s : *all_same)
+                if (s != "1") ok = false, why += " ranks' logits differ;";
+            const double vs_single = max_rel(*split, single);
+            if (!(vs_single <= 1e-6)) ok = false, why += " vs single process;";
+            if (mode == CombineMode::Gather)
+                gathered = *split;
+            else if (std::memcmp(gathered.data(), split->data(), gathered.size() * 4) != 0)
+                ok = false, why += " the two paths differ;";
+            double vs_ref = 0;
+            if (c.ref_bound > 0) {
+                vs_ref = max_rel(*split, read_f32(c.ref_dir + "/ref_logits.f32"));
+                if (!(vs_ref < c.ref_bound)) ok = false, why += " vs float64 reference;";
+            }
+            std::printf("%s np=%d%s %s %s: max_rel vs one process %.3g, vs reference %.3g%s\n",
+                        ok ? "ok  " : "FAIL", comm.size(), balanced ? " balanced" : "", path,
+                        c.file.substr(M.size()).c_str(), vs_single, vs_ref, why.c_str());
+            (ok ? passed : failed)++;
         }
-        // Every rank's logits against rank 0's, bit for bit.
-        std::vector<float> r0 = *split;
-        if (auto b = comm.bcast(r0.data(), r0.size() * 4, 0); !b) comm.abort(1);
-        int same = std::memcmp(r0.data(), split->data(), r0.size() * 4) == 0;
-        auto all_same = comm.allgather(std::to_string(same));
-        if (rank != 0) continue;
-        bool ok = true;
-        std::string why;
-        for (const auto& s : *all_same)
-            if (s != "1") ok = false, why += " ranks' logits differ;";
-        const double vs_single = max_rel(*split, single);
-        if (!(vs_single <= 1e-6)) ok = false, why += " vs single process;";
-        double vs_ref = 0;
-        if (c.ref_bound > 0) {
-            vs_ref = max_rel(*split, read_f32(c.ref_dir + "/ref_logits.f32"));
-            if (!(vs_ref < c.ref_bound)) ok = false, why += " vs float64 reference;";
-        }
-        std::printf("%s np=%d%s %s: max_rel vs one process %.3g, vs reference %.3g%s\n",
-                    ok ? "ok  " : "FAIL", comm.size(), balanced ? " balanced" : "",
-                    c.file.substr(M.size()).c_str(), vs_single, vs_ref, why.c_str());
-        (ok ? passed : failed)++;
     }
     if (rank == 0) std::printf("%d passed, %d failed\n", passed, failed);
     int code = failed > 0;  // every rank exits with rank 0's verdict

@@ -226,7 +226,7 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
         }
         ops::add_scaled_rows(y, s.data(), gate.data(), T, n_embd);
     }
-    if (shard) MOE_TRY_VOID(shard->combine(il, y, size_t(T * n_embd), computed));
+    if (shard) MOE_TRY_VOID(shard->combine(il, y, T, n_embd, ids, !w.shared.empty(), computed));
     return {};
 }
 
