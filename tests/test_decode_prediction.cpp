@@ -23,10 +23,11 @@ TEST(DecodePrediction, InspectLikeOlmoeMatchesHandWorkedNumbers) {
     const double expert = 3.0 * 1024 * 2048 * 34 / 32;
     // Per token: 16 MoE layers x top-8 experts.
     EXPECT_DOUBLE_EQ(j["expert_bytes_per_token"].get<double>(), 16 * 8 * expert);
-    // Per layer q, k, v, o (4 x 2048 x 2048) and the router (64 x 2048) in Q8_0, four norms of
-    // 2048 f32 (attention, FFN, q, k); the output head (50304 x 2048) in Q8_0, its norm, one
+    // Per layer q, k, v, o (4 x 2048 x 2048) in Q8_0, the router (64 x 2048) in f32 (the q8_0
+    // file type keeps routers unquantized, as the upstream quantizer does), four norms of 2048
+    // f32 (attention, FFN, q, k); the output head (50304 x 2048) in Q8_0, its norm, one
     // token_embd row.
-    const double layer = (4.0 * 2048 * 2048 + 64 * 2048) * 34 / 32 + 4 * 2048 * 4;
+    const double layer = 4.0 * 2048 * 2048 * 34 / 32 + 64 * 2048 * 4 + 4 * 2048 * 4;
     const double head = 50304.0 * 2048 * 34 / 32 + 2048 * 4, row = 2048.0 * 34 / 32;
     EXPECT_DOUBLE_EQ(j["non_expert_bytes_per_token"].get<double>(), 16 * layer + head + row);
     // Resident: non-expert weights (the whole token_embd) + f32 KV at 4096 tokens (16 layers x
@@ -49,10 +50,10 @@ TEST(DecodePrediction, InspectLikeOlmoeMatchesHandWorkedNumbers) {
     }
     EXPECT_DOUBLE_EQ(rows[1]["resident_share"].get<double>(), 1.0);
     EXPECT_DOUBLE_EQ(rows[3]["resident_share"].get<double>(), 0.5);
-    // By hand: all resident 1253075072 B / 10 GB/s -> 7.980 tok/s; half: 825256064 / 10e9 +
-    // 427819008 / 1e9 = 0.510345 s -> 1.959 tok/s.
-    EXPECT_NEAR(rows[1]["tokens_per_second"].get<double>(), 7.9804, 1e-4);
-    EXPECT_NEAR(rows[3]["tokens_per_second"].get<double>(), 1.9595, 1e-4);
+    // By hand: all resident 1259235456 B / 10 GB/s -> 7.941 tok/s; half: 831416448 / 10e9 +
+    // 427819008 / 1e9 = 0.510961 s -> 1.957 tok/s.
+    EXPECT_NEAR(rows[1]["tokens_per_second"].get<double>(), 7.9413, 1e-4);
+    EXPECT_NEAR(rows[3]["tokens_per_second"].get<double>(), 1.9571, 1e-4);
 }
 
 TEST(DecodePrediction, TextSaysUniformRoutingAndMeasuresTheDisk) {

@@ -13,6 +13,7 @@
 #include "formats/metadata_source.h"
 #include "models/model.h"
 #include "models/presets.h"
+#include "models/synth.h"
 #include "runtime/session.h"
 #include "subprocess.h"
 
@@ -181,6 +182,31 @@ TEST(InspectCli, JsonOfFileAndPreset) {
     EXPECT_NE(r.all().find("q8_0"), std::string::npos) << r.all();
     EXPECT_NE(r.all().find("does NOT fit"), std::string::npos) << r.all();
     EXPECT_NE(r.all().find("active per token"), std::string::npos) << r.all();
+}
+
+// --like with a file type counts the mix synth writes tensor by tensor (Q6_K output and ffn_down
+// bumps, f32 routers): its weight bytes equal those of the file's own tensors as synth plans them,
+// and differ from one tensor type for every matrix. (Checked once by hand against the written
+// files: olmoe-1b-7b q4_k_m / q8_0, deepseek-v2-lite q4_k_m, gpt-oss-20b mxfp4_moe all equal.)
+TEST(InspectCli, LikeWithAFileTypeCountsItsMix) {
+    const Preset* p = find_preset("olmoe-1b-7b");
+    ASSERT_NE(p, nullptr);
+    const SynthFileType* ft = find_synth_file_type("q4_k_m");
+    ASSERT_NE(ft, nullptr);
+    auto tensors = synth_tensors(*p, *ft);
+    ASSERT_TRUE(tensors.ok()) << tensors.message();
+    uint64_t file_bytes = 0;
+    for (const SynthTensor& t : *tensors)
+        file_bytes += uint64_t(t.shape.rows()) * uint64_t(dtype_row_bytes(t.dtype, t.shape.last()));
+
+    auto r = test::run_moeinfer("inspect --like olmoe-1b-7b --type q4_k_m --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["storage"], "q4_k_m");
+    EXPECT_EQ(j["weight_bytes"].get<uint64_t>(), file_bytes);
+    r = test::run_moeinfer("inspect --like olmoe-1b-7b --type q4_K --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_LT(nlohmann::json::parse(r.out)["weight_bytes"].get<uint64_t>(), file_bytes);
 }
 
 TEST(InspectCli, ErrorsAreOneLineAndNonZero) {

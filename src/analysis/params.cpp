@@ -228,7 +228,9 @@ Result<ParamReport> count_planned_params(const Model& m, bool tied_embeddings,
         t.shape = p.shape;
         t.numel = p.shape.numel();
         const ParamRole role = classify_tensor(p.name);
-        if (p.shape.rank <= 1 || ends_with(p.name, ".bias")) {
+        if (auto it = policy.per_tensor.find(p.name); it != policy.per_tensor.end()) {
+            t.dtype = it->second;
+        } else if (p.shape.rank <= 1 || ends_with(p.name, ".bias")) {
             t.dtype = DType::F32;
         } else {
             t.dtype = role == ParamRole::RoutedExperts && policy.expert_type ? *policy.expert_type

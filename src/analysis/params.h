@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.h"
@@ -100,6 +101,9 @@ ParamReport count_source_params(const ModelSource& src, const ModelConfig& c);
 struct StoragePolicy {
     DType matrix_type = DType::BF16;
     std::optional<DType> expert_type;
+    // Per-tensor types that override the two above (a quantizer's mix, e.g. what `synth --type
+    // q4_k_m` writes: Q6_K output and ffn_down bumps, f32 routers).
+    std::unordered_map<std::string, DType> per_tensor;
 };
 // The published checkpoint's storage of an architecture: bf16, with gpt-oss's routed experts in
 // MXFP4 (as released).

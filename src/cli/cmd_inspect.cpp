@@ -22,6 +22,7 @@
 #include "models/expert_cache.h"
 #include "models/model.h"
 #include "models/presets.h"
+#include "models/synth.h"
 #include "parallel/placement.h"
 #include "runtime/bench.h"
 #include "runtime/decode_prediction.h"
@@ -100,10 +101,20 @@ Result<Inspected> inspect_preset(const std::string& name, const std::string& typ
     MOE_TRY(r.model, plan_model(preset_source(*p)));
     StoragePolicy policy = published_storage(p->arch);
     r.storage = "published";
-    if (!type.empty() && type != "published") {
+    if (const SynthFileType* ft = type.empty() ? nullptr : find_synth_file_type(type)) {
+        // A file type (synth's and the upstream quantizer's names): its per-tensor mix, so the
+        // bytes are those of the file `synth --like P --type T` writes.
+        MOE_TRY(auto tensors, synth_tensors(*p, *ft));
+        policy = StoragePolicy{ft->base, std::nullopt, {}};
+        for (const SynthTensor& t : tensors) policy.per_tensor[t.name] = t.dtype;
+        r.storage = ft->name;
+    } else if (!type.empty() && type != "published") {
         auto t = dtype_from_name(type);
-        if (!t) return make_error("unknown tensor type '{}' (e.g. bf16, f16, q8_0, q4_K)", type);
-        policy = StoragePolicy{*t, std::nullopt};
+        if (!t)
+            return make_error("unknown type '{}': a file type ({}) or a tensor type (bf16, f16, "
+                              "q8_0, q4_K, ...)",
+                              type, synth_file_type_names());
+        policy = StoragePolicy{*t, std::nullopt, {}};
         r.storage = std::string(dtype_name(*t));
     } else {
         r.storage = fmt::format(
@@ -119,7 +130,7 @@ Result<Inspected> inspect_preset(const std::string& name, const std::string& typ
 
 // The KV cache at the context with K and V both in each type (what --cache-type-k/v save).
 struct KvOption {
-    DType type;
+    DType type = DType::F32;
     bool allowed = false;
     std::string why_not;
     uint64_t per_token = 0, bytes = 0;
@@ -127,7 +138,8 @@ struct KvOption {
 std::vector<KvOption> kv_options(const ModelConfig& c, int64_t n_ctx) {
     std::vector<KvOption> out;
     for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0}) {
-        KvOption o{t};
+        KvOption o;
+        o.type = t;
         const KvTypes both{t, t};
         if (auto ok = check_kv_types(c, both); !ok) {
             o.why_not = ok.message();
@@ -233,8 +245,9 @@ Result<BudgetReport> budget_report(const InspectArgs& a, const Inspected& in) {
     }
     const int k = c.moe.n_expert_used;
     r.budget = uint64_t(a.budget_gib * kGiB);
-    r.resident = in.params.weight_bytes - r.bytes.expert_bytes + kv_cache_bytes(c, a.n_ctx, a.kv) +
-                 budget_buffer_bytes(c, int(a.n_ctx));
+    r.resident =
+        budget_fixed_part(c, in.params.weight_bytes - r.bytes.expert_bytes, int(a.n_ctx), 1, a.kv)
+            .total();
     const double per = double(r.bytes.expert_bytes) / double(r.bytes.n_experts);
     r.min_budget = r.resident + uint64_t(double(k) * per);
     const double share = budget_expert_share(r.bytes, r.budget, r.resident, k);
@@ -608,8 +621,9 @@ void register_inspect_command(CLI::App& app, int& exit_code) {
     cmd->add_option("model", a->model, "GGUF file or Hugging Face folder");
     cmd->add_option("--like", a->like, "a preset instead of a file: " + preset_names());
     cmd->add_option("--type", a->type,
-                    "with --like: store matrices as this type (bf16, f16, q8_0, q4_K, ...); "
-                    "default: the published checkpoint's");
+                    "with --like: a file type as synth writes it (q4_k_m, q8_0, mxfp4_moe, ...) or "
+                    "one tensor type for every matrix (bf16, f16, q4_K, ...); default: the "
+                    "published checkpoint's");
     cmd->add_option("-c,--ctx", a->n_ctx, "context length for the KV-cache estimate (default 4096)")
         ->check(kContextRange);
     cmd->add_option("--vram", a->vram_gib, "also say whether it fits in this many GiB")

@@ -424,6 +424,17 @@ uint64_t budget_buffer_bytes(const ModelConfig& c, int n_ctx) {
            T * (k * ff * 4 * 4 + uint64_t(c.n_embd) * 4 * 8 + uint64_t(c.n_vocab) * 4);
 }
 
+BudgetFixedPart budget_fixed_part(const ModelConfig& c, uint64_t non_expert_bytes, int n_ctx,
+                                  int n_seq, KvTypes kv_types) {
+    BudgetFixedPart f;
+    f.non_expert = non_expert_bytes;
+    for (int il = 0; il < c.n_layer; ++il)
+        f.kv += uint64_t(kv_layer_token_bytes(c, il, kv_types)) * uint64_t(std::max(0, n_ctx)) *
+                uint64_t(std::max(1, n_seq));
+    f.buffers = budget_buffer_bytes(c, n_ctx);
+    return f;
+}
+
 uint64_t routed_expert_bytes(const Model& m) {
     uint64_t n = 0;
     for (const auto& L : m.layers)
@@ -505,13 +516,12 @@ Result<BudgetPlan> attach_expert_cache(Model& m, const ExpertBudget& b, std::str
     const ModelConfig& c = m.config;
     const int n_ctx =
         b.n_ctx > 0 ? b.n_ctx : std::min(c.n_ctx_train > 0 ? c.n_ctx_train : 4096, 4096);
-    for (int il = 0; il < c.n_layer; ++il)
-        p.kv +=
-            uint64_t(kv_layer_token_bytes(c, il, b.kv_types)) * uint64_t(n_ctx) * uint64_t(b.n_seq);
-    p.buffers = budget_buffer_bytes(c, n_ctx);
+    const uint64_t non_expert = f->size() - std::min<uint64_t>(f->size(), p.expert_bytes);
+    const BudgetFixedPart fixed = budget_fixed_part(c, non_expert, n_ctx, b.n_seq, b.kv_types);
+    p.kv = fixed.kv;
+    p.buffers = fixed.buffers;
     const auto pm0 = read_process_memory();
     const uint64_t rss0 = pm0 ? pm0->rss : 0;
-    const uint64_t non_expert = f->size() - std::min<uint64_t>(f->size(), p.expert_bytes);
     if (b.slots > 0) {
         MOE_TRY_VOID(copy_non_experts(*f, ranges));
         p.slots = b.slots;
@@ -522,8 +532,7 @@ Result<BudgetPlan> attach_expert_cache(Model& m, const ExpertBudget& b, std::str
             b.prefetch ? "on" : "off");
         return p;
     }
-    p.min_budget =
-        rss0 + non_expert + p.kv + p.buffers + uint64_t(c.moe.n_expert_used) * p.slot_bytes;
+    p.min_budget = rss0 + fixed.total() + uint64_t(c.moe.n_expert_used) * p.slot_bytes;
     if (p.budget < p.min_budget)
         return make_error(
             "--mem-budget {:.2f} GiB is below this model's minimum of {:.2f} GiB "

@@ -58,6 +58,16 @@ struct BudgetPlan {
 // The budget's estimate of activation buffers and runtime overhead at a context of n_ctx.
 uint64_t budget_buffer_bytes(const ModelConfig& c, int n_ctx);
 
+// What a budget holds besides the expert slots: the non-expert weights, the KV cache of n_seq
+// sequences at n_ctx positions, buffers. The one formula of `inspect --mem-budget`'s prediction
+// and of attach_expert_cache (which adds the process's resident set at start, rss0).
+struct BudgetFixedPart {
+    uint64_t non_expert = 0, kv = 0, buffers = 0;
+    uint64_t total() const { return non_expert + kv + buffers; }
+};
+BudgetFixedPart budget_fixed_part(const ModelConfig& c, uint64_t non_expert_bytes, int n_ctx,
+                                  int n_seq, KvTypes kv_types);
+
 // Bytes of the routed experts' weights in the model (what a cache would hold).
 uint64_t routed_expert_bytes(const Model& m);
 
