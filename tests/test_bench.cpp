@@ -31,6 +31,46 @@ TEST(Bench, FootprintCountsTopKOfRoutedExperts) {
     EXPECT_EQ(f.tensor_bytes, uint64_t(4 * total));
 }
 
+// Fixture: 2 layers, K and V rows of 64 (n_head_kv x head_dim) each; default f32 KV cache.
+TEST(Bench, DecodeKvBytesCountsThePositionsEachTokenReads) {
+    auto m = load_model(test::gguf_path("mixtral", "f32"));
+    ASSERT_TRUE(m.ok()) << m.message();
+    ModelConfig c = (*m)->config;
+    const double pos = 2.0 * 64 * 4;  // one position of one layer: K + V in f32
+    // 3 tokens after 8: they see 9, 10 and 11 positions, 10 on average, in both layers.
+    EXPECT_DOUBLE_EQ(decode_kv_bytes(c, KvTypes{}, 8, 3), 2 * 10 * pos);
+    // q8_0 rows: 64 values are 2 blocks of 34 bytes.
+    EXPECT_DOUBLE_EQ(decode_kv_bytes(c, KvTypes{DType::Q8_0, DType::Q8_0}, 8, 3),
+                     2 * 10 * 2.0 * 68);
+    // A sliding window of 4 on layer 0 reads 4 positions per token there.
+    ASSERT_EQ(c.attn.size(), 2u);
+    c.attn[0].sliding_window = 4;
+    EXPECT_DOUBLE_EQ(decode_kv_bytes(c, KvTypes{}, 8, 3), (4 + 10) * pos);
+    // Window 10: tokens see 9, 10, 10 positions there.
+    c.attn[0].sliding_window = 10;
+    EXPECT_DOUBLE_EQ(decode_kv_bytes(c, KvTypes{}, 8, 3), (29.0 / 3 + 10) * pos);
+    EXPECT_EQ(decode_kv_bytes(c, KvTypes{}, 8, 0), 0.0);
+}
+
+// The probe reads the model's own weights, largest first, without token_embd; a model with
+// less than asked gives no ranges (the probe then reads a buffer of its own).
+TEST(Bench, WeightRangesAreTheLargestTensorsUpToTheBytesAsked) {
+    auto m = load_model(test::gguf_path("mixtral", "f32"));
+    ASSERT_TRUE(m.ok()) << m.message();
+    // Largest: output.weight (512 x 128 f32) and the 6 expert tensors (8 x 64 x 128 f32),
+    // 262144 bytes each.
+    const auto r = weight_ranges(**m, 300000);
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[0].size, 262144u);
+    EXPECT_EQ(r[1].size, 300000u - 262144u);
+    auto out = (*m)->source->tensor("token_embd.weight");
+    ASSERT_TRUE(out.has_value());
+    for (const auto& x : r) EXPECT_NE(x.data, static_cast<const uint8_t*>(out->data));
+    EXPECT_TRUE(weight_ranges(**m, uint64_t(1) << 30).empty());
+    ThreadPool pool(2);
+    EXPECT_GT(measure_read_bandwidth(pool, r, 2), 1e8);
+}
+
 TEST(Bench, BandwidthProbeIsInBytesPerSecond) {
     ThreadPool pool(2);
     const double bw = measure_read_bandwidth(pool, 16 << 20, 2);
@@ -86,13 +126,17 @@ TEST(Bench, RunsPromptAndGenerationTests) {
         const int tokens = prompt[i] + gen[i];
         EXPECT_LE(tokens / a + tokens / b, gaps[i]);
         EXPECT_GT(x.read_bandwidth, 1e8);
-        EXPECT_EQ(x.read_bandwidth,
-                  (*r)[i < 3 ? 0 : 3].read_bandwidth);  // one probe per thread count
-        // The bound: bandwidth over the weight bytes one token reads (generation only).
-        if (gen[i] > 0)
-            EXPECT_NEAR(x.bound_ts, x.read_bandwidth / active_bytes, 1e-9 * x.bound_ts);
-        else
+        // The bound: bandwidth over the bytes one token reads (generation only): the weights
+        // and the KV rows (3 tokens after 8 see 10 positions on average, 2 layers of K + V rows
+        // of 64 floats).
+        if (gen[i] > 0) {
+            const double kv = 10.0 * 2 * 2 * 64 * 4;
+            EXPECT_DOUBLE_EQ(x.bytes_per_token, active_bytes + kv);
+            EXPECT_NEAR(x.bound_ts, x.read_bandwidth / (active_bytes + kv), 1e-9 * x.bound_ts);
+        } else {
+            EXPECT_EQ(x.read_bandwidth, (*r)[i < 3 ? 0 : 3].read_bandwidth);  // the pp probe
             EXPECT_EQ(x.bound_ts, 0);
+        }
     }
     const ModelFootprint f = model_footprint(**m);
     const std::string md = bench_markdown(f, *r);

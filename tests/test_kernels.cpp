@@ -402,6 +402,45 @@ TEST(Kernels, MatmulRowsGathersTokens) {
                         1e-5f * std::abs(full[size_t(rows[i] * N + n)]) + 1e-6f);
 }
 
+// Products of one x in one region: each output equals its own ops::matmul bit for bit (the same
+// row tasks on x packed once per format) and the dequantized reference within the int8 bound
+// of MatmulMatchesDequantizedReference; three activation formats and a 2-row matrix in a group.
+TEST(Kernels, MatmulGroupEqualsSeparateMatmuls) {
+    std::mt19937 rng(11);
+    const int64_t K = 512;
+    const DType types[] = {DType::Q4_K, DType::Q8_0, DType::F32, DType::MXFP4};
+    const int64_t rows[] = {130, 37, 2, 64};
+    std::vector<std::vector<uint8_t>> w;
+    for (int i = 0; i < 4; ++i) w.push_back(random_weights(types[i], rows[i], K, rng));
+    ThreadPool pool(3);
+    for (int64_t T : {1, 7, 20}) {
+        const auto x = random_acts(T, K, rng);
+        for (Isa isa : isas_here()) {
+            IsaGuard g(isa);
+            std::vector<std::vector<float>> got(4), alone(4);
+            std::vector<ops::MatmulOut> outs;
+            for (int i = 0; i < 4; ++i) {
+                got[size_t(i)].assign(size_t(T * rows[i]), NAN);
+                alone[size_t(i)].assign(size_t(T * rows[i]), NAN);
+                outs.push_back({TensorView{types[i], Shape{rows[i], K}, w[size_t(i)].data()},
+                                got[size_t(i)].data()});
+            }
+            ops::matmul_group(x.data(), T, outs, pool);
+            for (int i = 0; i < 4; ++i) {
+                SCOPED_TRACE(std::string(dtype_name(types[i])) + " isa=" +
+                             std::string(kern::isa_name(isa)) + " T=" + std::to_string(T));
+                ops::matmul(x.data(), T, outs[size_t(i)].w, alone[size_t(i)].data(), pool);
+                ASSERT_EQ(0, std::memcmp(got[size_t(i)].data(), alone[size_t(i)].data(),
+                                         got[size_t(i)].size() * sizeof(float)));
+                std::vector<float> want(got[size_t(i)].size());
+                ref::matmul_dequant(x.data(), T, outs[size_t(i)].w, want.data(), pool);
+                EXPECT_LT(nmse(got[size_t(i)], want, rows[i], nullptr),
+                          types[i] == DType::F32 ? 1e-10 : 1.6e-4);
+            }
+        }
+    }
+}
+
 TEST(ThreadPool, ManyShortRegionsRunEveryTaskOnce) {
     ThreadPool pool(3);
     std::vector<int> hits(64);

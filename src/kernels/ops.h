@@ -23,6 +23,16 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 // then splits the N rows over the pool (kernels/cpu/matmul_cpu.cpp).
 void matmul(const float* x, int64_t T, const TensorView& w, float* y, ThreadPool& pool);
 
+// One product of matmul_group: y[T, N] = x · w^T, w [N, K].
+struct MatmulOut {
+    TensorView w;
+    float* y = nullptr;
+};
+// Several products of the same x[T, K] (attention's q, k and v): each y as matmul computes it,
+// bit for bit, but x is packed once per activation format and all the (matrix, row block) tasks
+// run in one pool region, so a decode step pays one fork/join for them instead of one each.
+void matmul_group(const float* x, int64_t T, std::span<const MatmulOut> outs, ThreadPool& pool);
+
 // y[t, h, :] = w[h] · x(h, t) for every head h: w is [nh, N, K], x(h, t) = x + t * x_tok +
 // h * x_head (K floats), y is [T, nh, N] (MLA's per-head products with the absorbed matrices).
 void per_head_matmul(const float* x, int64_t T, int nh, int64_t x_tok, int64_t x_head,

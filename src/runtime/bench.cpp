@@ -1,11 +1,15 @@
 #include "runtime/bench.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "models/expert_shard.h"
 #include "models/expert_store.h"
 #include "models/synth.h"
 #include "runtime/session.h"
@@ -111,38 +115,116 @@ ModelFootprint model_footprint(const Model& m) {
     return f;
 }
 
-double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps) {
-    const int64_t n = int64_t(bytes / 65536 * 65536 / sizeof(uint64_t));
-    if (n <= 0) return 0;
-    std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(n)]);
-    const int nt = pool.size();
-    const int64_t per = (n + nt - 1) / nt;
-    // First touch by the thread that will read the part.
-    pool.parallel_for(nt, [&](int64_t k) {
-        const int64_t b = k * per, e = std::min(n, b + per);
-        for (int64_t i = b; i < e; ++i) buf[size_t(i)] = uint64_t(i);
+double decode_kv_bytes(const ModelConfig& c, KvTypes t, int n_past, int n_gen) {
+    if (n_gen <= 0) return 0;
+    double sum = 0;
+    for (int il = 0; il < c.n_layer; ++il) {
+        const double row = double(kv_layer_token_bytes(c, il, t));
+        const int window = il < int(c.attn.size()) ? c.attn[size_t(il)].sliding_window : 0;
+        for (int i = 0; i < n_gen; ++i) {
+            const int n_kv = n_past + i + 1;
+            sum += row * double(window > 0 ? std::min(n_kv, window) : n_kv);
+        }
+    }
+    return sum / double(n_gen);
+}
+
+std::vector<ByteRange> weight_ranges(const Model& m, uint64_t bytes) {
+    const ModelSource& src = *m.source;
+    // Routed experts are resident only in the plain store: a budgeted cache or a shard of an
+    // expert-parallel job leaves (some of) their mapped pages untouched, and reading them
+    // would measure the disk.
+    const bool experts_resident = m.experts && !m.experts->stats().cached &&
+                                  dynamic_cast<const ExpertShard*>(m.experts.get()) == nullptr;
+    std::vector<ByteRange> all;
+    for (const auto& name : src.tensor_names()) {
+        if (name == "token_embd.weight") continue;  // a decode reads one row of it
+        if (!experts_resident && name.find("_exps") != std::string::npos) continue;
+        auto t = src.tensor(name);
+        if (!t || t->empty()) continue;
+        all.push_back({static_cast<const uint8_t*>(t->data), uint64_t(t->nbytes())});
+    }
+    std::sort(all.begin(), all.end(), [](const ByteRange& a, const ByteRange& b) {
+        return a.size != b.size ? a.size > b.size : a.data < b.data;
     });
-    std::vector<uint64_t> sums(static_cast<size_t>(nt));
+    std::vector<ByteRange> out;
+    uint64_t have = 0;
+    for (const ByteRange& r : all) {
+        if (have >= bytes) break;
+        out.push_back({r.data, std::min(r.size, bytes - have)});
+        have += out.back().size;
+    }
+    if (have < bytes) out.clear();
+    return out;
+}
+
+namespace {
+
+// One piece of the probe: every 64-byte line in order, each line's successor 4 KiB ahead
+// prefetched as the decode kernels do (kernels/cpu/zmm_kernels.inc prefetch_ahead).
+uint64_t read_piece(const uint8_t* p, uint64_t n) {
+    uint64_t s[8] = {};
+    uint64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __builtin_prefetch(p + i + 4096);
+        uint64_t v[8];
+        std::memcpy(v, p + i, 64);
+        for (int j = 0; j < 8; ++j) s[j] += v[j];
+    }
+    for (; i < n; ++i) s[0] += p[i];
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+}  // namespace
+
+double measure_read_bandwidth(ThreadPool& pool, std::span<const ByteRange> ranges, int reps) {
+    constexpr uint64_t kPiece = uint64_t(1) << 20;
+    std::vector<ByteRange> pieces;
+    uint64_t total = 0;
+    for (const ByteRange& r : ranges) {
+        for (uint64_t o = 0; o < r.size; o += kPiece)
+            pieces.push_back({r.data + o, std::min(kPiece, r.size - o)});
+        total += r.size;
+    }
+    if (pieces.empty()) return 0;
+    std::vector<uint64_t> sums(pieces.size());
     double best = 1e30;
     for (int r = 0; r < std::max(1, reps); ++r) {
         const double t0 = now();
-        pool.parallel_for(nt, [&](int64_t k) {
-            const int64_t b = k * per, e = std::min(n, b + per);
-            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            int64_t i = b;
-            for (; i + 4 <= e; i += 4) {
-                s0 += buf[size_t(i)], s1 += buf[size_t(i + 1)];
-                s2 += buf[size_t(i + 2)], s3 += buf[size_t(i + 3)];
-            }
-            for (; i < e; ++i) s0 += buf[size_t(i)];
-            sums[size_t(k)] = s0 + s1 + s2 + s3;
+        pool.parallel_for(int64_t(pieces.size()), [&](int64_t k) {
+            sums[size_t(k)] = read_piece(pieces[size_t(k)].data, pieces[size_t(k)].size);
         });
         best = std::min(best, now() - t0);
     }
     volatile uint64_t sink = 0;
     for (auto s : sums) sink = sink + s;
     (void)sink;
-    return double(n) * sizeof(uint64_t) / best;
+    return double(total) / best;
+}
+
+double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps) {
+    const uint64_t n = bytes / 65536 * 65536;
+    if (n == 0) return 0;
+    constexpr uint64_t kHuge = uint64_t(2) << 20;
+    const uint64_t len = (n + kHuge - 1) / kHuge * kHuge + kHuge;
+    void* raw = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return 0;
+    auto* buf =
+        reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + kHuge - 1) / kHuge * kHuge);
+    ::madvise(buf, n, MADV_HUGEPAGE);  // advice only, as for loaded weights
+    // First touch by the pool's threads, in the pieces the probe reads.
+    const int64_t n_mib = int64_t((n + (1 << 20) - 1) >> 20);
+    pool.parallel_for(n_mib, [&](int64_t k) {
+        const uint64_t b = uint64_t(k) << 20, e = std::min(n, b + (uint64_t(1) << 20));
+        for (uint64_t i = b; i < e; i += 8) {
+            const uint64_t v = i;
+            std::memcpy(buf + i, &v, 8);
+        }
+    });
+    const ByteRange r{buf, n};
+    const double bw = measure_read_bandwidth(pool, std::span<const ByteRange>(&r, 1), reps);
+    ::munmap(raw, len);
+    return bw;
 }
 
 Result<std::vector<BenchResult>> run_bench(
@@ -181,13 +263,20 @@ Result<std::vector<BenchResult>> run_bench(
         MOE_TRY(const std::unique_ptr<Session> session, Session::create(m, so));
         Session& s = *session;
         const int nt = s.pool().size();
-        const double bw = measure_read_bandwidth(s.pool(), p.bandwidth_bytes);
         // Warm-up, as llama-bench does: one pass of the longest prompt pages in the weights and
         // the KV cache (allocated lazily) and sizes the buffers; without it the first
         // repetition ran ~30% slower.
         s.reset(0);
         MOE_TRY(auto w1, s.eval_tokens(random_tokens(max_p), false));
         MOE_TRY(auto w2, s.eval_tokens(random_tokens(1), false));
+        // The probe reads the weights themselves where the model has enough of them (their
+        // pages, huge or not, are what a decode streams), after the warm-up paged them in.
+        const std::vector<ByteRange> ranges = weight_ranges(m, p.bandwidth_bytes);
+        auto probe = [&] {
+            return ranges.empty() ? measure_read_bandwidth(s.pool(), p.bandwidth_bytes)
+                                  : measure_read_bandwidth(s.pool(), ranges);
+        };
+        const double bw = probe();
         for (int np : p.n_prompt) {
             if (np <= 0) continue;
             BenchResult r;
@@ -214,12 +303,17 @@ Result<std::vector<BenchResult>> run_bench(
             if (ng <= 0) continue;
             BenchResult r;
             r.test = "tg" + std::to_string(ng);
-            r.n_gen = ng, r.threads = nt, r.reps = p.reps, r.read_bandwidth = bw;
-            r.bound_ts = fp.active_bytes_per_token > 0 ? bw / fp.active_bytes_per_token : 0;
+            r.n_gen = ng, r.threads = nt, r.reps = p.reps;
+            const int n_past = std::max(1, p.tg_prompt);
+            r.bytes_per_token =
+                fp.active_bytes_per_token + decode_kv_bytes(m.config, s.kv_types(), n_past, ng);
+            // The host's bandwidth drifts (1.5x between runs on a shared host): probed right
+            // before and right after the test, the better of the two is the bound.
+            const double bw_before = probe();
             CacheMeter meter{*m.experts};
             for (int rep = 0; rep < p.reps; ++rep) {
                 s.reset(0);
-                MOE_TRY(auto lp, s.eval_tokens(random_tokens(std::max(1, p.tg_prompt)), false));
+                MOE_TRY(auto lp, s.eval_tokens(random_tokens(n_past), false));
                 const auto toks = random_tokens(ng);
                 meter.start();
                 const double t0 = now();
@@ -231,6 +325,8 @@ Result<std::vector<BenchResult>> run_bench(
                 meter.stop(dt, ng);
                 r.samples_ts.push_back(ng / dt);
             }
+            r.read_bandwidth = std::max(bw_before, probe());
+            r.bound_ts = r.bytes_per_token > 0 ? r.read_bandwidth / r.bytes_per_token : 0;
             meter.put(r);
             const Stats st = stats(r.samples_ts);
             r.mean_ts = st.mean, r.sd_ts = st.sd;
@@ -273,16 +369,17 @@ std::string bench_markdown(const ModelFootprint& f, const std::vector<BenchResul
         }
         s += "\n";
     }
-    // One line per thread count on the bandwidth measurement.
-    std::vector<int> seen;
-    for (const auto& r : rs) {
-        if (std::find(seen.begin(), seen.end(), r.threads) != seen.end()) continue;
-        seen.push_back(r.threads);
-        s += fmt::format(
-            "\nhost read bandwidth ({} threads): {:.2f} GB/s; weights read per token: {:.1f} MiB "
-            "(all tensors, top_k/n_expert of routed experts, one token_embd row)",
-            r.threads, r.read_bandwidth * 1e-9, f.active_bytes_per_token / double(1 << 20));
-    }
+    // One line per generation test on what its bound stands on.
+    for (const auto& r : rs)
+        if (r.bound_ts > 0)
+            s += fmt::format(
+                "\n{} t={}: host read bandwidth {:.2f} GB/s (the weights read as the decode "
+                "reads them, best of before and after the test); read per token {:.1f} MiB: "
+                "weights {:.1f} MiB (all tensors, top_k/n_expert of routed experts, one "
+                "token_embd row) + KV {:.2f} MiB",
+                r.test, r.threads, r.read_bandwidth * 1e-9, r.bytes_per_token / double(1 << 20),
+                f.active_bytes_per_token / double(1 << 20),
+                (r.bytes_per_token - f.active_bytes_per_token) / double(1 << 20));
     for (const auto& r : rs)
         if (r.predicted_ts > 0)
             s += fmt::format(
@@ -313,6 +410,7 @@ std::string bench_json(const ModelFootprint& f, const std::vector<BenchResult>& 
         o["samples_ts"] = r.samples_ts;
         o["read_bandwidth_gbs"] = r.read_bandwidth * 1e-9;
         o["active_bytes_per_token"] = f.active_bytes_per_token;
+        if (r.bytes_per_token > 0) o["bytes_per_token"] = r.bytes_per_token;
         if (r.bound_ts > 0) {
             o["bound_tokens_per_second"] = r.bound_ts;
             o["percent_of_bound"] = 100.0 * r.mean_ts / r.bound_ts;

@@ -51,11 +51,15 @@ bool acts_fit(const PackedActs& a, DType wtype) {
 
 int64_t matmul_row_block(int64_t N, int64_t T, int n_threads) {
     // About 4 tasks per thread for load balance, rounded to a multiple of 4 rows; at least 4
-    // rows (16 for single tokens would be fine too) so the per-task overhead stays small.
-    const int64_t want = std::max<int64_t>(1, int64_t(n_threads) * 4);
+    // rows so the per-task overhead stays small. A single token streams its rows once, and a
+    // region ends when its last task does: with 4 tasks per thread the other threads waited
+    // half a task at every one of a step's ~8 regions per layer (the pool's spin, ~10% of
+    // decode samples on 2 threads), so decode takes 16 per thread (a task still streams tens
+    // of KiB against a fraction of a microsecond of task overhead).
+    const int64_t per_thread = T == 1 ? 16 : 4;
+    const int64_t want = std::max<int64_t>(1, int64_t(n_threads) * per_thread);
     int64_t rb = (N + want - 1) / want;
     rb = std::clamp<int64_t>((rb + 3) / 4 * 4, 4, 512);
-    (void)T;
     return rb;
 }
 
@@ -198,6 +202,43 @@ void matmul(const float* x, int64_t T, const TensorView& w, float* y, ThreadPool
     const int64_t nblk = (N + rb - 1) / rb;
     pool.parallel_for(nblk, [&](int64_t b) {
         matmul_rows(a, nullptr, T, w, b * rb, std::min(N, (b + 1) * rb), y, N);
+    });
+}
+
+void matmul_group(const float* x, int64_t T, std::span<const MatmulOut> outs, ThreadPool& pool) {
+    if (T <= 0 || outs.empty()) return;
+    // x packed once per activation format; a type without dot kernels goes alone (dequantized).
+    PackedActs packs[3];  // by kern::ActFormat
+    struct Task {
+        const MatmulOut* o;
+        const PackedActs* a;
+        int64_t n0, n1;
+    };
+    std::vector<const MatmulOut*> fused;
+    int64_t rows = 0;
+    for (const MatmulOut& o : outs) {
+        MOE_CHECK(o.w.shape.rank == 2, "matmul weight must be 2-D, got {}", o.w.shape.str());
+        if (!kern::find_kernel(o.w.dtype, kern::Isa::Scalar)) {
+            matmul(x, T, o.w, o.y, pool);
+            continue;
+        }
+        PackedActs& a = packs[size_t(kern::act_format(o.w.dtype))];
+        if (a.act < 0) pack_acts(x, T, o.w.shape[1], o.w.dtype, a, pool);
+        MOE_CHECK(a.K == o.w.shape[1], "matmul_group: K {} and {} in one group", a.K, o.w.shape[1]);
+        fused.push_back(&o);
+        rows += o.w.shape[0];
+    }
+    if (rows == 0) return;
+    const int64_t rb = matmul_row_block(rows, T, pool.size());
+    std::vector<Task> tasks;
+    for (const MatmulOut* o : fused) {
+        const int64_t N = o->w.shape[0];
+        const PackedActs* a = &packs[size_t(kern::act_format(o->w.dtype))];
+        for (int64_t n0 = 0; n0 < N; n0 += rb) tasks.push_back({o, a, n0, std::min(N, n0 + rb)});
+    }
+    pool.parallel_for(int64_t(tasks.size()), [&](int64_t i) {
+        const Task& t = tasks[size_t(i)];
+        matmul_rows(*t.a, nullptr, T, t.o->w, t.n0, t.n1, t.o->y, t.o->w.shape[0]);
     });
 }
 

@@ -15,9 +15,10 @@ void attention_forward(const AttentionConfig& c, const AttentionWeights& w, int 
     const int nh = c.n_head, nkv = c.n_head_kv, hd = c.head_dim;
     const int64_t q_w = int64_t(nh) * hd, kv_w = int64_t(nkv) * hd;
     std::vector<float> q(size_t(T * q_w)), k(size_t(T * kv_w)), v(size_t(T * kv_w));
-    ops::matmul(x, T, w.wq, q.data(), pool);  // [T, nh*hd]
-    ops::matmul(x, T, w.wk, k.data(), pool);  // [T, nkv*hd]
-    ops::matmul(x, T, w.wv, v.data(), pool);  // [T, nkv*hd]
+    const ops::MatmulOut qkv[] = {{w.wq, q.data()},   // [T, nh*hd]
+                                  {w.wk, k.data()},   // [T, nkv*hd]
+                                  {w.wv, v.data()}};  // [T, nkv*hd]
+    ops::matmul_group(x, T, qkv, pool);
     ops::add_bias(q.data(), T, q_w, w.bq.p);
     ops::add_bias(k.data(), T, kv_w, w.bk.p);
     ops::add_bias(v.data(), T, kv_w, w.bv.p);
@@ -50,17 +51,19 @@ void mla_forward(const MlaConfig& c, const MlaWeights& w, int il, const float* x
     const int64_t q_w = int64_t(nh) * qk;
 
     std::vector<float> q(size_t(T * q_w));  // [T, nh*(nope+rope)]
+    const int64_t kva_w = lora + nrope;
+    std::vector<float> kva(size_t(T * kva_w));  // [T, kv_lora + rope]: latent c | rotated key
+    // The products of x (q or its low-rank half, and the latent) in one region.
     if (c.q_lora_rank > 0) {
         std::vector<float> qa(size_t(T * c.q_lora_rank));  // [T, q_lora]
-        ops::matmul(x, T, w.wq_a, qa.data(), pool);
+        const ops::MatmulOut from_x[] = {{w.wq_a, qa.data()}, {w.wkv_a, kva.data()}};
+        ops::matmul_group(x, T, from_x, pool);
         ops::rms_norm(qa.data(), T, c.q_lora_rank, w.q_a_norm.p, rms_eps, qa.data());
         ops::matmul(qa.data(), T, w.wq_b, q.data(), pool);
     } else {
-        ops::matmul(x, T, w.wq, q.data(), pool);
+        const ops::MatmulOut from_x[] = {{w.wq, q.data()}, {w.wkv_a, kva.data()}};
+        ops::matmul_group(x, T, from_x, pool);
     }
-    const int64_t kva_w = lora + nrope;
-    std::vector<float> kva(size_t(T * kva_w));  // [T, kv_lora + rope]: latent c | rotated key
-    ops::matmul(x, T, w.wkv_a, kva.data(), pool);
     for (int64_t t = 0; t < T; ++t)
         ops::rms_norm(kva.data() + t * kva_w, 1, lora, w.kv_a_norm.p, rms_eps,
                       kva.data() + t * kva_w);

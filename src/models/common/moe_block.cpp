@@ -233,8 +233,8 @@ Result<void> moe_forward(const MoeConfig& c, const MoeWeights& w, int il, Expert
 void ffn_forward(const FfnWeights& w, const float* x, int64_t T, ThreadPool& pool, float* y) {
     const int64_t n_ff = w.gate.shape[0];
     std::vector<float> g(size_t(T * n_ff)), u(size_t(T * n_ff));  // [T, n_ff]
-    ops::matmul(x, T, w.gate, g.data(), pool);
-    ops::matmul(x, T, w.up, u.data(), pool);
+    const ops::MatmulOut gate_up[] = {{w.gate, g.data()}, {w.up, u.data()}};
+    ops::matmul_group(x, T, gate_up, pool);  // one region for both
     ops::swiglu(g.data(), u.data(), g.data(), T * n_ff);
     ops::matmul(g.data(), T, w.down, y, pool);
 }
