@@ -111,9 +111,10 @@ Result<Inspected> inspect_preset(const std::string& name, const std::string& typ
     } else if (!type.empty() && type != "published") {
         auto t = dtype_from_name(type);
         if (!t)
-            return make_error("unknown type '{}': a file type ({}) or a tensor type (bf16, f16, "
-                              "q8_0, q4_K, ...)",
-                              type, synth_file_type_names());
+            return make_error(
+                "unknown type '{}': a file type ({}) or a tensor type (bf16, f16, "
+                "q8_0, q4_K, ...)",
+                type, synth_file_type_names());
         policy = StoragePolicy{*t, std::nullopt, {}};
         r.storage = std::string(dtype_name(*t));
     } else {

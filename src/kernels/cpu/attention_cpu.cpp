@@ -43,8 +43,8 @@ void scores_portable(const float* q, const float* k, int64_t stride, int64_t n, 
                      int64_t split, float* out) {
     for (int64_t j = 0; j < n; ++j) {
         const float* kr = k + j * stride;
-        out[j] = split > 0 ? dot(q, kr, split) + dot(q + split, kr + split, kd - split)
-                           : dot(q, kr, kd);
+        out[j] =
+            split > 0 ? dot(q, kr, split) + dot(q + split, kr + split, kd - split) : dot(q, kr, kd);
     }
 }
 void accum_portable(const float* p, const float* v, int64_t stride, int64_t n, int64_t vd,

@@ -50,8 +50,7 @@ void pack_gemm_groups(const PackedActs& x, const int64_t* rows, int64_t T, DType
 // x.deterministic every row takes the same kernel path whatever T is (batch invariance).
 // groups: the same rows packed by pack_gemm_groups (used when they fit w, else ignored).
 void matmul_rows(const PackedActs& x, const int64_t* rows, int64_t T, const TensorView& w,
-                 int64_t n0, int64_t n1, float* y, int64_t ldy,
-                 const GemmGroups* groups = nullptr);
+                 int64_t n0, int64_t n1, float* y, int64_t ldy, const GemmGroups* groups = nullptr);
 // Rows per task that keeps every thread busy without making tasks tiny.
 int64_t matmul_row_block(int64_t N, int64_t T, int n_threads);
 
